@@ -1,0 +1,52 @@
+# The front door: every target sets up what it needs on a fresh clone.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Core-only interpreters for `make test-all` (torch ships a wheel for 3.11 only here).
+OTHER_PYTHONS ?= 3.10 3.12 3.13
+
+.PHONY: demo test test-core test-all lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,torch,numpy]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m hermetic.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff format src tests bench
+	$(PY) -m ruff check --fix src tests bench
+
+# The core suite (no torch) on every other Python that pyenv has here.
+test-all: test
+	@for v in $(OTHER_PYTHONS); do \
+	  interp=$$(command -v python$$v || true); \
+	  if [ -z "$$interp" ] && command -v pyenv >/dev/null; then \
+	    full=$$(pyenv versions --bare | grep -E "^$$v(\.|$$)" | tail -1); \
+	    [ -n "$$full" ] && interp="$$(pyenv root)/versions/$$full/bin/python"; \
+	  fi; \
+	  if [ -z "$$interp" ]; then echo "python$$v not found: skipped"; continue; fi; \
+	  echo "== core suite on $$interp"; \
+	  $(MAKE) --no-print-directory test-core PYTHON=$$interp VENV=.venv-$$v || exit 1; \
+	done
+
+test-core:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	$(VENV)/bin/python -m pytest -q -m 'not torch'
+
+clean:
+	rm -rf .venv .venv-* build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,46 @@
+"""hermetic: ship Python code with the objects and tensors that use it.
+
+A package is one ZIP archive, in torch.package's format, holding source code, pickles
+and raw data; loading it gives each package its own isolated module namespace.
+"""
+
+from __future__ import annotations
+
+from ._exporter import PackageExporter
+from ._importer import PackageImporter
+from ._patterns import GlobGroup
+from .errors import (
+    ArchiveError,
+    ArchiveFormatError,
+    EmptyMatchError,
+    HermeticError,
+    ImportFromPackageError,
+    ObjMismatchError,
+    ObjNotFoundError,
+    PackagingError,
+    PickleLoadError,
+    PickleSaveError,
+)
+from .importer import Importer, OrderedImporter, sys_importer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveFormatError",
+    "EmptyMatchError",
+    "GlobGroup",
+    "HermeticError",
+    "ImportFromPackageError",
+    "Importer",
+    "ObjMismatchError",
+    "ObjNotFoundError",
+    "OrderedImporter",
+    "PackageExporter",
+    "PackageImporter",
+    "PackagingError",
+    "PickleLoadError",
+    "PickleSaveError",
+    "__version__",
+    "sys_importer",
+]

@@ -1,0 +1,236 @@
+"""The package-aware pickler: C speed, with every global it writes recorded.
+
+``pickle_object`` pickles with the C ``pickle.Pickler``. Its ``reducer_override`` sees
+each class and function the pickle will name (before the C code writes the global), so
+the exporter learns the pickle's dependencies while pickling, with no second pass over
+the opcodes. Objects that need more than plain pickle are rare, and only they cost
+extra work:
+
+* storages (tensors, arrays) and objects with ``__reduce_package__`` need persistent
+  ids. Calling ``persistent_id`` costs a Python call for *every* object, so the first
+  pass runs without it and a second pass with it happens only when such an object
+  turned up.
+* a class or function loaded from a package (re-export) must be written under its
+  unmangled name, which the C pickler cannot do by itself. Those globals are written
+  once in a short prelude (``GLOBAL``, ``BINPUT``, ``POP``) and put in the pickler's
+  memo beforehand, so the body refers to them by memo index.
+
+Both cases are found by the first pass, which never calls user hooks with side effects.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._mangling import is_mangled
+from .errors import ObjMismatchError, ObjNotFoundError, PickleSaveError
+from .importer import Importer, sys_importer
+from .storage import SavingBackend, StorageSink
+
+__all__ = ["PickleResult", "pickle_object"]
+
+# How reducer_override treats objects of a given type, cached per type.
+_PLAIN, _GLOBAL, _STORAGE, _REDUCE_PACKAGE = range(4)
+_GLOBAL_TYPES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+)
+
+
+class _NeedsPersistentIds(Exception):
+    """Raised inside the first pass: this object graph needs persistent ids."""
+
+
+@dataclass
+class PickleResult:
+    """What pickling one object produced."""
+
+    data: bytes
+    #: (module, qualname) of every global the pickle names, first-seen order.
+    globals: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _Pass:
+    """Bookkeeping shared by the passes over one object."""
+
+    def __init__(self, importer: Importer, backends: list[SavingBackend]) -> None:
+        self.importer = importer
+        self.backends = backends
+        self.kinds: dict[type, int] = {}
+        self.globals: dict[tuple[str, str], None] = {}
+        self.renames: dict[int, tuple[object, str, str]] = {}
+        self.needs_persistent_ids = False
+        self.handled = tuple(t for b in backends for t in b.handled_types())
+
+    def kind_of(self, cls: type) -> int:
+        kind = self.kinds.get(cls)
+        if kind is None:
+            kind = self.kinds[cls] = self._classify(cls)
+        return kind
+
+    def _classify(self, cls: type) -> int:
+        if issubclass(cls, type) or issubclass(cls, _GLOBAL_TYPES):
+            return _GLOBAL
+        if self.handled and issubclass(cls, self.handled):
+            return _STORAGE
+        if hasattr(cls, "__reduce_package__"):
+            return _REDUCE_PACKAGE
+        return _PLAIN
+
+    def record_global(self, obj: Any) -> bool:
+        """Record the global *obj* will be written as; True if it must be renamed."""
+        module = getattr(obj, "__module__", None)
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        fast = (
+            self.importer is sys_importer
+            and isinstance(module, str)
+            and isinstance(name, str)
+            and not is_mangled(module)
+        )
+        if fast:
+            self.globals[(module, name)] = None  # type: ignore[index]
+            return False
+        try:
+            module_name, qualname = self.importer.get_name(obj)
+        except (ObjNotFoundError, ObjMismatchError) as exc:
+            raise pickle.PicklingError(f"Can't pickle {obj!r}: {exc}") from exc
+        self.globals[(module_name, qualname)] = None
+        if module_name != module or qualname != name:
+            self.renames[id(obj)] = (obj, module_name, qualname)
+            return True
+        return False
+
+
+class _Pickler(pickle.Pickler):
+    """One pass: a C pickler whose reducer_override records globals."""
+
+    def __init__(self, file: io.BytesIO, protocol: int, state: _Pass, *, final: bool):
+        super().__init__(file, protocol)
+        self._state = state
+        self._final = final
+
+    def reducer_override(self, obj: Any, /) -> Any:
+        state = self._state
+        kind = state.kind_of(type(obj))
+        if kind == _PLAIN:
+            return NotImplemented
+        if kind == _GLOBAL:
+            if state.record_global(obj) and not self._final:
+                return (int, ())  # placeholder: the real pass reads it from the memo
+            if self._final and id(obj) in state.renames:
+                raise pickle.PicklingError(
+                    f"Can't pickle {obj!r}: it comes from a package and is reachable "
+                    "only through a __reduce_package__ result"
+                )
+            return NotImplemented
+        if not self._final:
+            state.needs_persistent_ids = True
+            return (int, ())  # placeholder; the final pass gives it a persistent id
+        return NotImplemented
+
+
+class _PersistentPickler(_Pickler):
+    """The final pass when storages or ``__reduce_package__`` objects are present."""
+
+    def __init__(
+        self,
+        file: io.BytesIO,
+        protocol: int,
+        state: _Pass,
+        sink: StorageSink,
+        exporter: object,
+    ) -> None:
+        super().__init__(file, protocol, state, final=True)
+        self._sink = sink
+        self._exporter = exporter
+        self._reduced: dict[int, tuple[object, tuple[Any, ...]]] = {}
+
+    def persistent_id(self, obj: Any) -> Any:
+        state = self._state
+        kind = state.kinds.get(type(obj))
+        if kind is None or kind == _PLAIN or kind == _GLOBAL:
+            if kind is not None:
+                return None
+            kind = state.kind_of(type(obj))
+            if kind == _PLAIN or kind == _GLOBAL:
+                return None
+        if kind == _STORAGE:
+            for backend in state.backends:
+                pid = backend.persistent_id(obj, self._sink)
+                if pid is not None:
+                    return pid
+            return None
+        return self._reduce_package(obj)
+
+    def _reduce_package(self, obj: Any) -> tuple[Any, ...]:
+        # Keyed per pickle by id() while holding obj, so ids cannot be reused within it.
+        entry = self._reduced.get(id(obj))
+        if entry is None:
+            loader, args = obj.__reduce_package__(self._exporter)
+            entry = ("reduce_package", len(self._reduced), loader, tuple(args))
+            self._reduced[id(obj)] = (obj, entry)
+            return entry
+        return entry[1]
+
+
+def pickle_object(
+    obj: object,
+    *,
+    protocol: int,
+    importer: Importer,
+    backends: list[SavingBackend],
+    sink: StorageSink,
+    exporter: object,
+) -> PickleResult:
+    """Pickle *obj*, returning its bytes and the globals it names."""
+    state = _Pass(importer, backends)
+    first = io.BytesIO()
+    _Pickler(first, protocol, state, final=False).dump(obj)
+    if not state.renames and not state.needs_persistent_ids:
+        return PickleResult(first.getvalue(), list(state.globals))
+    out = io.BytesIO()
+    memo = _write_prelude(out, protocol, state.renames.values())
+    pickler: _Pickler
+    if state.needs_persistent_ids:
+        pickler = _PersistentPickler(out, protocol, state, sink, exporter)
+    else:
+        pickler = _Pickler(out, protocol, state, final=True)
+    if memo:
+        pickler.memo = memo  # type: ignore[assignment]
+    pickler.dump(obj)
+    return PickleResult(out.getvalue(), list(state.globals))
+
+
+def _write_prelude(
+    out: io.BytesIO, protocol: int, renames: Any
+) -> dict[int, tuple[int, object]]:
+    """Write each renamed global once into the memo; return the matching memo table."""
+    memo: dict[int, tuple[int, object]] = {}
+    if not renames:
+        return memo
+    out.write(pickle.PROTO + bytes([protocol]))
+    for index, (obj, module, name) in enumerate(renames):
+        out.write(_global_opcode(module, name))
+        out.write(_put_opcode(index))
+        out.write(pickle.POP)
+        memo[id(obj)] = (index, obj)
+    return memo
+
+
+def _global_opcode(module: str, name: str) -> bytes:
+    if "\n" in module or "\n" in name:
+        raise PickleSaveError(f"global name {module}.{name} contains a newline")
+    return pickle.GLOBAL + f"{module}\n{name}\n".encode()
+
+
+def _put_opcode(index: int) -> bytes:
+    if index < 256:
+        return pickle.BINPUT + bytes([index])
+    return pickle.LONG_BINPUT + struct.pack("<I", index)
+
+

@@ -1,0 +1,105 @@
+"""The package-aware unpickler: classes come from the package, storages from records.
+
+Built on the C ``pickle.Unpickler``: only ``find_class`` (once per global, the pickle
+memoizes the result) and ``persistent_load`` (once per storage) run Python code.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import IO, TYPE_CHECKING, Any
+
+from .errors import ArchiveError, HermeticError, PickleLoadError
+
+if TYPE_CHECKING:
+    from ._importer import PackageImporter
+
+__all__ = ["PackageUnpickler"]
+
+_MISSING = object()
+
+
+class PackageUnpickler(pickle.Unpickler):
+    """Unpickle one record of a package through its importer."""
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        *,
+        importer: PackageImporter,
+        record: str,
+        map_location: Any = None,
+    ) -> None:
+        super().__init__(file)
+        self._importer = importer
+        self._record = record
+        self._map_location = map_location
+        self._reduced: dict[Any, Any] = {}
+
+    def load_or_raise(self) -> Any:
+        """Load the pickle; malformed data raises :class:`PickleLoadError`."""
+        importer = self._importer
+        previous = importer.last_map_location
+        importer.last_map_location = self._map_location
+        try:
+            return self.load()
+        except HermeticError:
+            raise
+        except EOFError as exc:
+            raise self._error("the pickle is truncated (ran out of input)") from exc
+        except pickle.UnpicklingError as exc:
+            raise self._error(f"malformed pickle: {exc}") from exc
+        finally:
+            importer.last_map_location = previous
+
+    def find_class(self, module: str, name: str) -> Any:
+        global_name = f"{module}.{name}"
+        try:
+            target: Any = self._importer.import_module(module)
+        except ModuleNotFoundError as exc:
+            raise self._error(
+                f"needs module {module!r} (for {global_name}), which is neither in the "
+                f"package nor extern: {exc}",
+                global_name,
+            ) from exc
+        for part in name.split("."):
+            target = getattr(target, part, _MISSING)
+            if target is _MISSING:
+                raise self._error(
+                    f"module {module!r} has no attribute {name!r}", global_name
+                )
+        return target
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not isinstance(pid, tuple) or not pid:
+            raise self._error(f"unsupported persistent id {pid!r}")
+        kind = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
+        if kind == "storage" and len(pid) == 5:
+            from .storage import load_storage
+
+            _, storage_type, key, location, numel = pid
+            try:
+                return load_storage(
+                    self._importer, storage_type, key, location, numel, self._map_location
+                )
+            except ArchiveError:
+                raise
+            except HermeticError:
+                raise
+        if kind == "reduce_package" and len(pid) == 4:
+            _, key, loader, args = pid
+            if key not in self._reduced:
+                self._reduced[key] = loader(self._importer, *args)
+            return self._reduced[key]
+        if kind == "reduce_package" and len(pid) == 3:
+            _, loader, args = pid
+            return loader(self._importer, *args)
+        raise self._error(f"unsupported persistent id {kind!r} with {len(pid)} fields")
+
+    def _error(self, message: str, global_name: str | None = None) -> PickleLoadError:
+        return PickleLoadError(
+            message,
+            archive=self._importer.filename,
+            record=self._record,
+            global_name=global_name,
+        )

@@ -1,0 +1,148 @@
+"""Every exception hermetic raises on purpose.
+
+::
+
+    HermeticError(Exception)
+    ├── ArchiveError                      .archive .record: unreadable or malformed archive
+    │   └── ArchiveFormatError(ValueError)    unsupported .data/version, bad record name
+    ├── PackagingError                    .problems: broken modules grouped by reason
+    ├── EmptyMatchError                   an allow_empty=False pattern matched nothing
+    ├── ImportFromPackageError(ModuleNotFoundError)   not in the package nor extern
+    ├── PickleLoadError(pickle.UnpicklingError)       .archive .record .global_name
+    ├── PickleSaveError(pickle.PicklingError)         .record: an object cannot be saved
+    ├── ObjNotFoundError                  an importer cannot find an object by name
+    ├── ObjMismatchError                  an importer finds a different object by name
+    └── MissingDependencyError(ImportError)           an optional extra is not installed
+
+Each error subclasses the builtin a caller would already catch, keeps its context in
+attributes and survives pickling (so errors cross process boundaries intact).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveFormatError",
+    "EmptyMatchError",
+    "HermeticError",
+    "ImportFromPackageError",
+    "MissingDependencyError",
+    "ObjMismatchError",
+    "ObjNotFoundError",
+    "PackagingError",
+    "PickleLoadError",
+    "PickleSaveError",
+]
+
+
+class HermeticError(Exception):
+    """Root of every error hermetic raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_error, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild_error(
+    cls: type[HermeticError], args: tuple[Any, ...], state: dict[str, Any]
+) -> HermeticError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
+class ArchiveError(HermeticError):
+    """The archive cannot be read or written: names *archive* and, when known, *record*."""
+
+    def __init__(self, message: str, *, archive: str = "", record: str | None = None):
+        where = archive
+        if record is not None:
+            where = f"{archive}: record {record!r}" if archive else f"record {record!r}"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.archive = archive
+        self.record = record
+
+
+class ArchiveFormatError(ArchiveError, ValueError):
+    """The archive is readable but breaks the format (version, names, sizes)."""
+
+
+class PackagingError(HermeticError):
+    """Dependency problems found while exporting, all reported at once.
+
+    ``problems`` maps each reason (a human sentence) to the modules that have it, each
+    with optional context lines, in the order they were first seen.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: Mapping[str, Iterable[str]] | None = None,
+        dependency_graph: object = None,
+    ):
+        super().__init__(message)
+        self.problems = {reason: list(mods) for reason, mods in (problems or {}).items()}
+        self.dependency_graph = dependency_graph
+
+
+class EmptyMatchError(HermeticError):
+    """A pattern registered with ``allow_empty=False`` matched no module."""
+
+
+class ImportFromPackageError(HermeticError, ModuleNotFoundError):
+    """A module is neither inside the package nor one of its externs."""
+
+    def __init__(self, message: str, *, name: str, archive: str = ""):
+        super().__init__(message)
+        self.name = name
+        self.archive = archive
+
+
+class PickleLoadError(HermeticError, pickle.UnpicklingError):
+    """A pickle record cannot be loaded: names the archive, record and global."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        archive: str = "",
+        record: str = "",
+        global_name: str | None = None,
+    ):
+        super().__init__(f"{archive}: record {record!r}: {message}")
+        self.archive = archive
+        self.record = record
+        self.global_name = global_name
+
+
+class PickleSaveError(HermeticError, pickle.PicklingError):
+    """An object cannot be pickled into the package: names the record."""
+
+    def __init__(self, message: str, *, record: str = ""):
+        super().__init__(f"record {record!r}: {message}" if record else message)
+        self.record = record
+
+
+class ObjNotFoundError(HermeticError):
+    """An importer could not find an object under the name it claims."""
+
+
+class ObjMismatchError(HermeticError):
+    """An importer found a different object under the name an object claims."""
+
+
+class MissingDependencyError(HermeticError, ImportError):
+    """An optional dependency is needed: the message says which extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        super().__init__(
+            f"{purpose} needs {package}, which is not installed: "
+            f"pip install 'hermetic[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
