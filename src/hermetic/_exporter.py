@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import importlib.machinery
+import importlib.util
 import os
 import platform
 import re
@@ -303,7 +304,7 @@ class PackageExporter:
             return
         pattern.was_matched = True
         if pattern.action is _Action.INTERN:
-            self._intern_module(module_name, dependencies)
+            self._intern_dependency(module_name, dependencies)
             return
         graph.add_node(module_name, action=pattern.action, provided=True)
         if pattern.action is _Action.DENY:
@@ -329,6 +330,22 @@ class PackageExporter:
                 return pattern
         return None
 
+    def _intern_dependency(self, module_name: str, dependencies: bool) -> None:
+        """Intern a module found as a dependency; one that fails to import is skipped.
+
+        Libraries guard optional imports with ``try``; a module that cannot even be
+        imported here is left out and listed by :meth:`unresolved_imports`.
+        """
+        try:
+            self._intern_module(module_name, dependencies)
+        except Exception as exc:
+            if isinstance(exc, PackagingError):
+                raise
+            self.dependency_graph.add_node(module_name, action=_Action.SKIP, provided=True)
+            self._unresolved.setdefault(module_name, []).append(
+                f"{type(exc).__name__}: {exc}"
+            )
+
     def _intern_module(self, module_name: str, dependencies: bool) -> None:
         graph = self.dependency_graph
         graph.add_node(module_name, action=_Action.INTERN, provided=True)
@@ -347,8 +364,33 @@ class PackageExporter:
             return
         graph.nodes[module_name]["source"] = source
         self._run_hooks(_Action.INTERN, module_name)
-        if dependencies and source is not None:
-            self._add_source_dependencies(module_name, source, is_package)
+        if dependencies:
+            self._add_parent_dependencies(module_name)
+            if source is not None:
+                self._add_source_dependencies(module_name, source, is_package)
+
+    def _add_parent_dependencies(self, module_name: str) -> None:
+        """Package the parents of an interned module, whose ``__init__`` runs first.
+
+        torch.package leaves them out and loads empty stand-ins, which breaks packages
+        whose ``__init__`` does work (mpmath registers its functions there). A parent
+        that no pattern names is interned with its child; a pattern still decides
+        otherwise when one matches.
+        """
+        graph = self.dependency_graph
+        parts = module_name.split(".")
+        for depth in range(1, len(parts)):
+            parent = ".".join(parts[:depth])
+            node = graph.nodes.get(parent)
+            if node is not None and node.get("provided"):
+                continue
+            if not self._module_exists(parent, module_name):
+                continue
+            graph.add_edge(module_name, parent)
+            if self._first_match(parent) is None and not is_implicit_extern(parent):
+                self._intern_dependency(parent, dependencies=True)
+            else:
+                self.add_dependency(parent)
 
     def _provide(self, module_name: str, source: bytes, is_package: bool) -> None:
         graph = self.dependency_graph
@@ -395,9 +437,12 @@ class PackageExporter:
         node = self.dependency_graph.nodes.get(name)
         if node is not None and node.get("provided"):
             return True
-        if is_implicit_extern(name) and name in sys.modules:
+        if name in sys.modules and self.importer is sys_importer:
             return True
         try:
+            if self.importer is sys_importer:
+                # Finding is enough: importing would run every optional dependency.
+                return importlib.util.find_spec(name) is not None
             self.importer.import_module(name)
         except Exception:  # a module that cannot be imported here is not a dependency
             return False

@@ -34,6 +34,7 @@ from ._mangling import PackageMangler
 from ._module_tree import ModuleTree, TreeNode
 from ._unpickler import PackageUnpickler
 from .errors import ArchiveError, ImportFromPackageError
+from .file_structure_representation import Directory, build_directory
 from .importer import Importer
 
 __all__ = ["PackageImporter"]
@@ -71,14 +72,18 @@ class PackageImporter(Importer):
         else:
             self.zip_reader = ArchiveReader(file_or_buffer)
         self.filename = self.zip_reader.name
-        self.extern_modules = self._read_extern_modules()
-        for module_name in self.extern_modules:
-            if not module_allowed(module_name):
-                raise ImportError(
-                    f"package {self.filename!r} needs the external module "
-                    f"{module_name!r} but that module has been disallowed",
-                    name=module_name,
-                )
+        try:
+            self.extern_modules = self._read_extern_modules()
+            for module_name in self.extern_modules:
+                if not module_allowed(module_name):
+                    raise ImportError(
+                        f"package {self.filename!r} needs the external module "
+                        f"{module_name!r} but that module has been disallowed",
+                        name=module_name,
+                    )
+        except BaseException:
+            self.zip_reader.close()
+            raise
         self._tree = ModuleTree(
             self.zip_reader.record_names(), self.extern_modules, self.filename
         )
@@ -149,6 +154,17 @@ class PackageImporter(Importer):
             io.BytesIO(data), importer=self, record=record, map_location=map_location
         )
         return unpickler.load_or_raise()
+
+    def file_structure(
+        self, *, include: str | Iterable[str] = "**", exclude: str | Iterable[str] = ()
+    ) -> Directory:
+        """Return the archive's records as a :class:`Directory` tree.
+
+        *include* and *exclude* are ``/``-separated globs over record names.
+        """
+        return build_directory(
+            self.filename, self.zip_reader.record_names(), include, exclude
+        )
 
     def get_source(self, module_name: str) -> str:
         """Return the source of a packaged module (mangled names accepted)."""
@@ -275,6 +291,14 @@ class PackageImporter(Importer):
 
     def _find_and_load(self, name: str) -> Any:
         parent_name, _, child = name.rpartition(".")
+        node = self._tree.find(name)
+        if node is not None and node.kind == "extern":
+            # The host's import system imports an extern's parents itself.
+            module = self._import_extern(name)
+            parent = self.modules.get(parent_name) if parent_name else None
+            if parent is not None and getattr(parent, "__torch_package__", False):
+                setattr(parent, child, module)
+            return module
         parent: Any = None
         if parent_name:
             parent = self._gcd_import(parent_name)
@@ -285,12 +309,11 @@ class PackageImporter(Importer):
                     f"No module named {name!r}; {parent_name!r} is not a package",
                     name=name,
                 )
-        node = self._tree.find(name)
         if node is None:
             if name in IMPLICIT_IMPORT_ALLOWLIST:
                 return self._import_extern(name)
             raise self._not_found(name)
-        if node.kind == "extern" or (node.extern_parent and _host_has(name)):
+        if node.extern_parent and _host_has(name):
             module = self._import_extern(name)
         else:
             module = self._load_packaged(name, node, parent)

@@ -1,0 +1,967 @@
+"""Write and read the ZIP container of a package, byte for byte as torch.package does.
+
+The writer lays records out as torch's ``PyTorchFileWriter`` does: stored, 64-byte
+aligned through an ``FB`` padding extra, sizes in data descriptors, ZIP64 end records.
+The reader also takes plain ``zipfile`` output (deflated members, directory entries) and
+unzipped package directories.
+
+This module knows nothing about pickles, modules or storages; it does not compress on
+write, never extracts to disk, and reads no multi-disk, encrypted, bzip2 or lzma ZIPs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import operator
+import os
+import re
+import struct
+import sys
+import tempfile
+import threading
+import weakref
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import BinaryIO, NamedTuple
+
+from ._format import (
+    ALIGNMENT,
+    BUFFER_ARCHIVE_NAME,
+    BYTEORDER_RECORD,
+    FORMAT_VERSION,
+    LEGACY_VERSION_RECORD,
+    MAX_READ_VERSION,
+    MIN_READ_VERSION,
+    SERIALIZATION_ID_RECORD,
+    VERSION_RECORD,
+    archive_name_for_path,
+)
+from .errors import ArchiveError, ArchiveFormatError, HermeticError
+
+__all__ = ["ArchiveReader", "ArchiveWriter"]
+
+_BINARY_NAME = "<binary>"
+#: Sizes and offsets at or past this value move into a ZIP64 extra field.
+_ZIP64_LIMIT = 0xFFFFFFFF
+_MAX_ENTRIES_16 = 0xFFFF
+_ZIP64_EXTRA_ID = 0x0001
+_PAD_EXTRA_ID = b"FB"
+_PAD_BYTE = b"Z"
+#: Bit 3 (sizes in a data descriptor) and bit 11 (UTF-8 name); torch drops bit 3 and
+#: the descriptor for empty records (miniz stores those without one).
+_FLAGS = 0x0808
+_FLAGS_EMPTY = 0x0800
+_FLAG_ENCRYPTED = 0x0001
+_ZIP64_MADE_BY = 0x031E
+_ZIP64_NEEDED = 45
+_SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_MAX_VERSION_RECORD_SIZE = 32
+#: os.pread may return less than asked for; this keeps each call well below 2 GiB.
+_PREAD_CHUNK = 1 << 30
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+_LOCAL_SIG = b"PK\x03\x04"
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_CENTRAL_SIG = b"PK\x01\x02"
+_DESCRIPTOR_SIG = b"PK\x07\x08"
+_DESCRIPTOR32 = struct.Struct("<4sIII")
+_DESCRIPTOR64 = struct.Struct("<4sIQQ")
+_EOCD64 = struct.Struct("<4sQHHIIQQQQ")
+_EOCD64_LOCATOR = struct.Struct("<4sIQI")
+_EOCD = struct.Struct("<4sHHHHIIH")
+_VERSION_TEXT = re.compile(rb"\s*[0-9]+\s*")
+
+#: Everything the stdlib may raise on a malformed archive or a failing disk.
+_FOREIGN_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    struct.error,
+    OSError,
+    EOFError,
+    UnicodeError,
+    KeyError,
+    IndexError,
+    zlib.error,
+    ValueError,
+    OverflowError,
+    NotImplementedError,
+)
+
+
+@contextlib.contextmanager
+def _translated(archive: str, action: str, record: str | None = None) -> Iterator[None]:
+    """Re-raise any stdlib error from the block as an ArchiveError naming *archive*."""
+    try:
+        yield
+    except HermeticError:
+        raise
+    except _FOREIGN_ERRORS as exc:
+        detail = str(exc) or type(exc).__name__
+        raise ArchiveError(
+            f"{action}: {detail}", archive=archive, record=record
+        ) from exc
+
+
+def _record_name_problem(name: str) -> str | None:
+    """Say why *name* cannot be a record name relative to the archive folder, or None.
+
+    >>> _record_name_problem("res/a.txt") is None
+    True
+    >>> _record_name_problem("a//b")
+    'it has an empty path segment'
+    >>> _record_name_problem("../evil")
+    "it has a '.' or '..' segment"
+    """
+    if not name:
+        return "it is empty"
+    if name.startswith("/"):
+        return "it is absolute"
+    if "\\" in name:
+        return "it contains a backslash"
+    if "\0" in name:
+        return "it contains a NUL character"
+    segments = name.split("/")
+    if "" in segments:
+        return "it has an empty path segment"
+    if "." in segments or ".." in segments:
+        return "it has a '.' or '..' segment"
+    return None
+
+
+def _check_record_name(name: str, archive: str) -> None:
+    """Raise ArchiveFormatError unless *name* is a safe, addressable record name."""
+    problem = _record_name_problem(name)
+    if problem is not None:
+        raise ArchiveFormatError(
+            f"invalid record name: {problem}", archive=archive, record=name
+        )
+
+
+def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
+    """Return a flat unsigned-byte view of *data*, copying only if it is scattered."""
+    view = memoryview(data)
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    if view.c_contiguous:
+        return view.cast("B")
+    return memoryview(view.tobytes())
+
+
+def _zip64_local(offset: int, size: int) -> bytes:
+    """Return the local ZIP64 extra block torch writes for a record, or b"" if none.
+
+    As in miniz, the compressed size is still 0 when the local header is written.
+
+    >>> _zip64_local(0, 5)
+    b''
+    >>> _zip64_local(0x1_0000_0000, 5).hex()
+    '010008000000000001000000'
+    >>> _zip64_local(0, 0x1_0000_0000).hex()
+    '0100100000000000010000000000000000000000'
+    """
+    fields = [size, 0] if size >= _ZIP64_LIMIT else []
+    if offset >= _ZIP64_LIMIT:
+        fields.append(offset)
+    return _zip64_block(fields)
+
+
+def _zip64_central(offset: int, size: int) -> bytes:
+    """Return the central-directory ZIP64 extra block for a record, or b"" if none.
+
+    >>> _zip64_central(0x1_0000_0000, 5).hex()
+    '010008000000000001000000'
+    """
+    fields = [size, size] if size >= _ZIP64_LIMIT else []
+    if offset >= _ZIP64_LIMIT:
+        fields.append(offset)
+    return _zip64_block(fields)
+
+
+def _zip64_block(fields: list[int]) -> bytes:
+    """Pack *fields* as a ZIP64 extended-information extra block (b"" when empty)."""
+    if not fields:
+        return b""
+    count = len(fields)
+    return struct.pack(f"<HH{count}Q", _ZIP64_EXTRA_ID, 8 * count, *fields)
+
+
+def _local_extra(offset: int, name_size: int, size: int) -> bytes:
+    """Return the local extra field that makes a record's data start on an ALIGNMENT.
+
+    *offset* is where the local header starts and *name_size* the encoded name length.
+
+    >>> extra = _local_extra(0, 3, 5)
+    >>> (30 + 3 + len(extra)) % 64, extra[:4]
+    (0, b'FB\\x1b\\x00')
+    """
+    zip64 = _zip64_local(offset, size)
+    start = offset + _LOCAL.size + name_size + len(zip64) + 4
+    pad = -start % ALIGNMENT
+    return zip64 + _PAD_EXTRA_ID + struct.pack("<H", pad) + _PAD_BYTE * pad
+
+
+def _clamp32(value: int) -> int:
+    """Return *value*, or the ZIP64 marker 0xFFFFFFFF when it does not fit."""
+    return min(value, _ZIP64_LIMIT)
+
+
+class _Entry(NamedTuple):
+    """What the central directory needs to know about one written record."""
+
+    encoded_name: bytes
+    offset: int
+    size: int
+    crc: int
+    flags: int
+
+
+def _local_header(entry: _Entry, extra: bytes) -> bytes:
+    """Return the local file header of *entry*; CRC and sizes follow in a descriptor."""
+    name = entry.encoded_name
+    fixed = _LOCAL.pack(
+        _LOCAL_SIG, 0, entry.flags, 0, 0, 0, 0, 0, 0, len(name), len(extra)
+    )
+    return fixed + name + extra
+
+
+def _data_descriptor(entry: _Entry) -> bytes:
+    """Return the data descriptor after *entry*'s data (8-byte sizes past 4 GiB)."""
+    if entry.size >= _ZIP64_LIMIT or entry.offset >= _ZIP64_LIMIT:
+        return _DESCRIPTOR64.pack(_DESCRIPTOR_SIG, entry.crc, entry.size, entry.size)
+    return _DESCRIPTOR32.pack(_DESCRIPTOR_SIG, entry.crc, entry.size, entry.size)
+
+
+def _central_entry(entry: _Entry) -> bytes:
+    """Return the central-directory record of *entry*."""
+    extra = _zip64_central(entry.offset, entry.size)
+    size = _clamp32(entry.size)
+    name = entry.encoded_name
+    fixed = _CENTRAL.pack(
+        _CENTRAL_SIG, 0, 0, entry.flags, 0, 0, 0, entry.crc, size, size,
+        len(name), len(extra), 0, 0, 0, 0, _clamp32(entry.offset),
+    )  # fmt: skip
+    return fixed + name + extra
+
+
+def _end_records(count: int, cd_offset: int, cd_size: int) -> bytes:
+    """Return the ZIP64 end record, its locator and the classic end record."""
+    eocd64_offset = cd_offset + cd_size
+    eocd64 = _EOCD64.pack(
+        b"PK\x06\x06", _EOCD64.size - 12, _ZIP64_MADE_BY, _ZIP64_NEEDED, 0, 0,
+        count, count, cd_size, cd_offset,
+    )  # fmt: skip
+    locator = _EOCD64_LOCATOR.pack(b"PK\x06\x07", 0, eocd64_offset, 1)
+    count16 = min(count, _MAX_ENTRIES_16)
+    eocd = _EOCD.pack(
+        b"PK\x05\x06", 0, 0, count16, count16, _clamp32(cd_size), _clamp32(cd_offset), 0
+    )
+    return eocd64 + locator + eocd
+
+
+def _serialization_id(entries: Iterable[_Entry]) -> bytes:
+    """Return 40 ASCII digits derived from the records' names and CRCs only.
+
+    torch combines C++ hashes, which cannot be reproduced; this keeps the shape (20
+    digits from the names, 20 from the CRCs) and stays deterministic.
+    """
+    names, crcs = hashlib.sha256(), hashlib.sha256()
+    for entry in entries:
+        names.update(entry.encoded_name + b"\0")
+        crcs.update(struct.pack("<I", entry.crc))
+    high = int.from_bytes(names.digest(), "big") % 10**20
+    low = int.from_bytes(crcs.digest(), "big") % 10**20
+    return f"{high:020d}{low:020d}".encode("ascii")
+
+
+def _fspath(path: str | os.PathLike[str], owner: str) -> str:
+    """Return *path* as a str, refusing bytes paths with a TypeError."""
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        raise TypeError(f"{owner} expected a str path, got {type(name).__name__}")
+    return name
+
+
+def _write_all(write: Callable[[memoryview], object], data: memoryview) -> None:
+    """Call *write* until all of *data* is taken (raw files may write only part).
+
+    A *write* that returns None (as many ad-hoc sinks do) is taken to accept it all.
+    """
+    while data.nbytes:
+        written = write(data)
+        if not isinstance(written, int) or written >= data.nbytes:
+            return
+        if written <= 0:
+            raise OSError(f"write() accepted {written} of {data.nbytes} bytes")
+        data = data[written:]
+
+
+class _StreamOutput:
+    """Writes to a caller's binary file object; what is written cannot be taken back."""
+
+    def __init__(self, target: object) -> None:
+        write = getattr(target, "write", None)
+        if not callable(write) or isinstance(target, io.TextIOBase):
+            raise TypeError(
+                "ArchiveWriter expected a path or a writable binary file object, "
+                f"got {type(target).__name__}"
+            )
+        self._write: Callable[[memoryview], object] = write
+        self._target = target
+
+    def write(self, data: memoryview) -> None:
+        """Append *data* to the file object."""
+        _write_all(self._write, data)
+
+    def finish(self) -> None:
+        """Flush the file object if it can be flushed; the caller owns and closes it."""
+        flush = getattr(self._target, "flush", None)
+        if callable(flush):
+            flush()
+
+    def discard(self) -> None:
+        """Forget the file object (bytes already written stay there)."""
+
+
+def _discard_temp(file: BinaryIO, path: str) -> None:
+    """Close and delete a temporary file, ignoring errors (used on abort and at GC)."""
+    with contextlib.suppress(OSError):
+        file.close()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _default_file_mode() -> int:
+    """Return the permissions a newly created file would get under the current umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+class _TempFileOutput:
+    """Writes to a temporary file beside *target*, renamed onto *target* at the end."""
+
+    def __init__(self, target: str) -> None:
+        directory, base = os.path.split(os.path.abspath(target))
+        with _translated(target, "cannot create a temporary file"):
+            fd, self._temp = tempfile.mkstemp(
+                prefix=f".{base}.", suffix=".tmp", dir=directory
+            )
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._target = target
+        self._cleanup = weakref.finalize(self, _discard_temp, self._file, self._temp)
+
+    def write(self, data: memoryview) -> None:
+        """Append *data* to the temporary file."""
+        self._file.write(data)
+
+    def finish(self) -> None:
+        """Close the temporary file and move it onto the target in one rename."""
+        self._file.close()
+        os.chmod(self._temp, _default_file_mode())
+        os.replace(self._temp, self._target)
+        self._cleanup.detach()
+
+    def discard(self) -> None:
+        """Close and remove the temporary file; the target is left untouched."""
+        self._cleanup()
+
+
+class ArchiveWriter:
+    """Write records into a new package archive, laid out as torch.package lays them.
+
+    Records go under one folder: the target's base name without its last extension,
+    or ``archive`` for a file object. A path target is written to a temporary file in
+    the same directory and renamed onto the path by :meth:`close`, so a failed or
+    aborted write leaves nothing behind. Not thread-safe.
+
+    Example:
+        >>> buffer = io.BytesIO()
+        >>> with ArchiveWriter(buffer) as writer:
+        ...     writer.write_record("res/hello.txt", b"hi")
+        >>> ArchiveReader(io.BytesIO(buffer.getvalue())).read("res/hello.txt")
+        b'hi'
+    """
+
+    name: str
+    archive_name: str
+
+    def __init__(self, target: str | os.PathLike[str] | BinaryIO) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._offset = 0
+        self._closed = False
+        self._broken = False
+        self._output: _StreamOutput | _TempFileOutput
+        if isinstance(target, (str, os.PathLike)):
+            self.name = _fspath(target, "ArchiveWriter")
+            self.archive_name = self._archive_name_for(self.name)
+            self._check_target(self.name)
+            self._output = _TempFileOutput(self.name)
+        else:
+            self._output = _StreamOutput(target)
+            self.name = _BINARY_NAME
+            self.archive_name = BUFFER_ARCHIVE_NAME
+
+    @staticmethod
+    def _archive_name_for(path: str) -> str:
+        """Return the archive folder for *path*, refusing names torch would mangle."""
+        archive_name = archive_name_for_path(path)
+        if archive_name in ("", ".", ".."):
+            raise ArchiveFormatError(
+                f"cannot derive an archive folder name from {path!r} "
+                "(the base name without its extension is empty, '.' or '..')",
+                archive=path,
+            )
+        return archive_name
+
+    @staticmethod
+    def _check_target(path: str) -> None:
+        """Raise ArchiveError unless a file can be created at *path*."""
+        if os.path.isdir(path):
+            raise ArchiveError("the target is a directory", archive=path)
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise ArchiveError(f"directory {parent!r} does not exist", archive=path)
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def has_record(self, name: str) -> bool:
+        """Return whether a record called *name* has been written."""
+        return name in self._entries
+
+    def record_names(self) -> list[str]:
+        """Return the names of the written records, in write order."""
+        return list(self._entries)
+
+    def write_record(self, name: str, data: bytes | bytearray | memoryview) -> None:
+        """Write *data* as record *name* (relative to the archive folder)."""
+        view = _byte_view(data)
+        self._write_entry(name, (view,), view.nbytes)
+
+    def write_record_stream(
+        self, name: str, chunks: Iterable[bytes | bytearray | memoryview], size: int
+    ) -> None:
+        """Write record *name* from *chunks* totalling exactly *size* bytes.
+
+        The chunks are written as they come, never joined. If they add up to anything
+        but *size* an ArchiveError is raised and the writer can only be aborted.
+        """
+        size = operator.index(size)
+        if size < 0:
+            raise ArchiveFormatError(
+                f"size must be a non-negative int, got {size!r}",
+                archive=self.name,
+                record=name,
+            )
+        self._write_entry(name, (_byte_view(chunk) for chunk in chunks), size)
+
+    def _write_entry(self, name: str, views: Iterable[memoryview], size: int) -> None:
+        """Validate *name*, then write its header, data and descriptor."""
+        self._check_writable()
+        entry = self._new_entry(name, size)
+        try:
+            self._entries[name] = self._write_header_and_data(entry, views, name)
+        except BaseException:
+            self._broken = True
+            raise
+
+    def _check_writable(self) -> None:
+        """Raise ArchiveError if the writer is closed or left broken by a failure."""
+        if self._closed:
+            raise ArchiveError("archive is closed", archive=self.name)
+        if self._broken:
+            raise ArchiveError(
+                "an earlier write failed, so the archive is incomplete; abort it",
+                archive=self.name,
+            )
+
+    def _new_entry(self, name: str, size: int) -> _Entry:
+        """Return the entry for a new record, refusing bad and duplicate names."""
+        if not isinstance(name, str):
+            raise TypeError(f"record name must be str, got {type(name).__name__}")
+        _check_record_name(name, self.name)
+        if name in self._entries:
+            raise ArchiveFormatError(
+                "a record with this name was already written",
+                archive=self.name,
+                record=name,
+            )
+        with _translated(self.name, "record name is not encodable", record=name):
+            encoded = f"{self.archive_name}/{name}".encode()
+        if len(encoded) > 0xFFFF:
+            raise ArchiveFormatError(
+                "record name is longer than 65535 bytes", archive=self.name, record=name
+            )
+        flags = _FLAGS if size else _FLAGS_EMPTY
+        return _Entry(encoded, self._offset, size, 0, flags)
+
+    def _write_header_and_data(
+        self, entry: _Entry, views: Iterable[memoryview], name: str
+    ) -> _Entry:
+        """Write *entry*'s local header, data and descriptor; return it with its CRC."""
+        extra = _local_extra(entry.offset, len(entry.encoded_name), entry.size)
+        self._emit(memoryview(_local_header(entry, extra)), name)
+        crc = total = 0
+        for view in views:
+            total += view.nbytes
+            if total > entry.size:
+                raise self._size_error(name, entry.size, f"more than {entry.size}")
+            crc = zlib.crc32(view, crc)
+            self._emit(view, name)
+        if total != entry.size:
+            raise self._size_error(name, entry.size, str(total))
+        entry = entry._replace(crc=crc)
+        if entry.size:
+            self._emit(memoryview(_data_descriptor(entry)), name)
+        return entry
+
+    def _size_error(self, name: str, size: int, got: str) -> ArchiveError:
+        """Return the error for a stream that did not deliver its declared size."""
+        return ArchiveError(
+            f"expected {size} bytes but the chunks held {got}",
+            archive=self.name,
+            record=name,
+        )
+
+    def _emit(self, data: memoryview, record: str | None = None) -> None:
+        """Write *data* to the output and advance the offset."""
+        with _translated(self.name, "cannot write to the archive", record=record):
+            self._output.write(data)
+        self._offset += data.nbytes
+
+    def close(self) -> None:
+        """Write the trailing records and the central directory, then publish the file.
+
+        A second call does nothing. If anything fails the archive is aborted.
+        """
+        if self._closed:
+            return
+        try:
+            self._check_writable()
+            self._write_trailer_records()
+            self._write_central_directory()
+            with _translated(self.name, "cannot finish the archive"):
+                self._output.finish()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def _write_trailer_records(self) -> None:
+        """Write the version, byte order and serialization id records if missing."""
+        if VERSION_RECORD not in self._entries:
+            self.write_record(VERSION_RECORD, f"{FORMAT_VERSION}\n".encode("ascii"))
+        if BYTEORDER_RECORD not in self._entries:
+            self.write_record(BYTEORDER_RECORD, sys.byteorder.encode("ascii"))
+        if SERIALIZATION_ID_RECORD not in self._entries:
+            ident = _serialization_id(self._entries.values())
+            self.write_record(SERIALIZATION_ID_RECORD, ident)
+
+    def _write_central_directory(self) -> None:
+        """Write the central directory and the end records after the last record."""
+        cd_offset = self._offset
+        for entry in self._entries.values():
+            self._emit(memoryview(_central_entry(entry)))
+        cd_size = self._offset - cd_offset
+        count = len(self._entries)
+        self._emit(memoryview(_end_records(count, cd_offset, cd_size)))
+
+    def abort(self) -> None:
+        """Discard the archive, leaving nothing at a path target; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._output.discard()
+
+
+def _archive_prefix(first: str, archive: str) -> str:
+    """Return the archive folder named by the first central-directory entry *first*."""
+    prefix, slash, _ = first.partition("/")
+    if not slash:
+        raise ArchiveFormatError(
+            "entry is not in a subdirectory (torch.package puts every record under "
+            "one top-level folder)",
+            archive=archive,
+            record=first,
+        )
+    if prefix in ("", ".", "..") or "\\" in prefix or "\0" in prefix:
+        raise ArchiveFormatError(
+            f"invalid archive folder {prefix!r}", archive=archive, record=first
+        )
+    return prefix
+
+
+def _relative_name(info: zipfile.ZipInfo, prefix: str, archive: str) -> str | None:
+    """Return *info*'s name inside the archive folder, or None for a directory entry."""
+    full = info.orig_filename
+    rest = full[len(prefix) + 1 :]
+    if not full.startswith(prefix + "/"):
+        raise ArchiveFormatError(
+            f"entry is outside the archive folder {prefix!r}",
+            archive=archive,
+            record=full,
+        )
+    if full.endswith("/") and info.file_size == 0:
+        directory = rest[:-1]
+        if directory:
+            _check_record_name(directory, archive)
+        return None
+    _check_record_name(rest, archive)
+    return rest
+
+
+def _check_entry(info: zipfile.ZipInfo, name: str, archive: str) -> None:
+    """Refuse encrypted entries and compression methods torch cannot read either."""
+    if info.flag_bits & _FLAG_ENCRYPTED:
+        raise ArchiveFormatError(
+            "encrypted records are not supported", archive=archive, record=name
+        )
+    if info.compress_type not in _SUPPORTED_METHODS:
+        raise ArchiveFormatError(
+            f"compression method {info.compress_type} is not supported "
+            "(only stored and deflated records are)",
+            archive=archive,
+            record=name,
+        )
+
+
+def _index_entries(
+    infos: list[zipfile.ZipInfo], archive: str
+) -> tuple[str, dict[str, zipfile.ZipInfo]]:
+    """Return the archive folder and the file entries by relative name, in order."""
+    if not infos:
+        raise ArchiveFormatError("the ZIP archive has no entries", archive=archive)
+    prefix = _archive_prefix(infos[0].orig_filename, archive)
+    index: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = _relative_name(info, prefix, archive)
+        if name is None:
+            continue
+        if name in index:
+            raise ArchiveFormatError(
+                "duplicate record in the archive", archive=archive, record=name
+            )
+        _check_entry(info, name, archive)
+        index[name] = info
+    return prefix, index
+
+
+def _parse_version(raw: bytes, archive: str, record: str) -> int:
+    """Return the format version written in *raw*, refusing what torch refuses.
+
+    >>> _parse_version(b"6\\n", "p.pt", ".data/version")
+    6
+    """
+    supported = f"supported versions are {MIN_READ_VERSION} to {MAX_READ_VERSION}"
+    if not _VERSION_TEXT.fullmatch(raw):
+        text = raw.decode("ascii", "backslashreplace").strip()
+        raise ArchiveFormatError(
+            f"version {text!r} is not an integer; {supported}",
+            archive=archive,
+            record=record,
+        )
+    version = int(raw)
+    if not MIN_READ_VERSION <= version <= MAX_READ_VERSION:
+        raise ArchiveFormatError(
+            f"version {version} is not supported; {supported}",
+            archive=archive,
+            record=record,
+        )
+    return version
+
+
+def _scan_directory(root: str, archive: str) -> list[str]:
+    """Return every file below *root* as a sorted list of '/'-separated record names."""
+    names: list[str] = []
+    with _translated(archive, "cannot list the package directory"):
+        for directory, _, files in os.walk(root, onerror=_raise):
+            relative = os.path.relpath(directory, root)
+            parts = [] if relative == os.curdir else relative.split(os.sep)
+            names.extend(
+                "/".join([*parts, file])
+                for file in files
+                if os.path.isfile(os.path.join(directory, file))
+            )
+    for name in names:
+        _check_record_name(name, archive)
+    return sorted(names)
+
+
+def _read_file(path: str) -> bytes:
+    """Return the contents of the file at *path*."""
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _raise(exc: OSError) -> None:
+    """Make os.walk raise instead of skipping unreadable directories."""
+    raise exc
+
+
+class ArchiveReader:
+    """Read the records of a package archive: a ZIP file, a file object or a directory.
+
+    Lookups take names relative to the archive folder (the text before the first "/"
+    of the first central-directory entry). Reads are thread-safe.
+
+    Example:
+        >>> buffer = io.BytesIO()
+        >>> with ArchiveWriter(buffer) as writer:
+        ...     writer.write_record("a.txt", b"A")
+        >>> reader = ArchiveReader(io.BytesIO(buffer.getvalue()))
+        >>> reader.archive_name, reader.version, reader.record_names()[0]
+        ('archive', 6, 'a.txt')
+    """
+
+    name: str
+    archive_name: str
+    path: str | None
+    is_directory: bool
+    version: int
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._zip: zipfile.ZipFile | None = None
+        self._file: BinaryIO | None = None
+        self._own_file = False
+        self._root = ""
+        self._size = 0
+        self._infos: dict[str, zipfile.ZipInfo] = {}
+        self._names: list[str] = []
+        self._name_set: frozenset[str] = frozenset()
+        self.path = None
+        self.is_directory = False
+        try:
+            self._open(source)
+            self.version = self._read_version()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+        """Open *source* as a directory, a ZIP path or a ZIP file object."""
+        if isinstance(source, (str, os.PathLike)):
+            self.name = _fspath(source, "ArchiveReader")
+            if os.path.isdir(self.name):
+                self._open_directory(self.name)
+            else:
+                self._open_zip_path(self.name)
+            return
+        self.name = _BINARY_NAME
+        binary = not isinstance(source, io.TextIOBase)
+        if not (binary and callable(getattr(source, "read", None))) or not callable(
+            getattr(source, "seek", None)
+        ):
+            raise TypeError(
+                "ArchiveReader expected a path or a seekable binary file object, "
+                f"got {type(source).__name__}"
+            )
+        self._open_zip(source)
+
+    def _open_directory(self, path: str) -> None:
+        """Index an unzipped package whose folder is *path*."""
+        self._root = os.path.abspath(path)
+        self.is_directory = True
+        self.archive_name = os.path.basename(os.path.normpath(self._root))
+        self._names = _scan_directory(self._root, self.name)
+        self._name_set = frozenset(self._names)
+
+    def _open_zip_path(self, path: str) -> None:
+        """Open the ZIP file at *path*, keeping its descriptor for positional reads."""
+        with _translated(path, "cannot open the archive"):
+            self._file = open(path, "rb")  # noqa: SIM115 (kept open until close())
+            self._own_file = True
+            # Readers are often dropped without close() (torch's have none): release
+            # the descriptor quietly then, with no ResourceWarning.
+            weakref.finalize(self, _close_quietly, self._file)
+            self._size = os.fstat(self._file.fileno()).st_size
+        self.path = os.path.abspath(path)
+        self._open_zip(self._file)
+
+    def _open_zip(self, file: BinaryIO) -> None:
+        """Parse the central directory of the ZIP in *file* and check every entry."""
+        with _translated(self.name, "not a readable ZIP archive"):
+            self._zip = zipfile.ZipFile(file)
+            infos = self._zip.infolist()
+        self.archive_name, self._infos = _index_entries(infos, self.name)
+        self._names = list(self._infos)
+
+    def _read_version(self) -> int:
+        """Return the format version from ``.data/version`` or top-level ``version``."""
+        for record in (VERSION_RECORD, LEGACY_VERSION_RECORD):
+            if self.has_record(record):
+                if self.record_size(record) > _MAX_VERSION_RECORD_SIZE:
+                    raise ArchiveFormatError(
+                        "version record is too long to hold a version number",
+                        archive=self.name,
+                        record=record,
+                    )
+                return _parse_version(self.read(record), self.name, record)
+        raise ArchiveFormatError(
+            f"no {VERSION_RECORD!r} or top-level {LEGACY_VERSION_RECORD!r} record, so "
+            "this is not a torch.package archive",
+            archive=self.name,
+        )
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the archive; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            if self._zip is not None:
+                self._zip.close()
+        if self._own_file and self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+
+    def record_names(self) -> list[str]:
+        """Return the record names in central-directory order (sorted for a folder)."""
+        return list(self._names)
+
+    def has_record(self, name: str) -> bool:
+        """Return whether the archive holds a record called *name*."""
+        if self.is_directory:
+            return name in self._name_set
+        return name in self._infos
+
+    def record_size(self, name: str) -> int:
+        """Return the uncompressed size of record *name* in bytes."""
+        if self.is_directory:
+            with _translated(self.name, "cannot stat record", record=name):
+                return os.stat(self._directory_path(name)).st_size
+        return self._info(name).file_size
+
+    def read(self, name: str) -> bytes:
+        """Return the bytes of record *name*, checking its CRC-32 for ZIP archives."""
+        self._check_open()
+        if self.is_directory:
+            path = self._directory_path(name)
+            with _translated(self.name, "cannot read record", record=name):
+                return _read_file(path)
+        info = self._info(name)
+        span = self.record_span(name)
+        if span is None:
+            with self._lock, _translated(self.name, "cannot read record", record=name):
+                return self._opened_zip().read(info)
+        data = self._pread(*span, name)
+        if zlib.crc32(data) != info.CRC:
+            raise ArchiveError(
+                "CRC-32 mismatch: the record is corrupt", archive=self.name, record=name
+            )
+        return data
+
+    def record_span(self, name: str) -> tuple[int, int] | None:
+        """Return (offset, size) of record *name*'s bytes in :attr:`path` if stored.
+
+        Only stored records of a ZIP on disk have a span; others return None.
+        """
+        self._check_open()
+        if self.is_directory:
+            self._directory_path(name)
+            return None
+        info = self._info(name)
+        if self.path is None or info.compress_type != zipfile.ZIP_STORED:
+            return None
+        header = self._pread(info.header_offset, _LOCAL.size, name)
+        with _translated(self.name, "bad local file header", record=name):
+            fields = _LOCAL.unpack(header)
+        if fields[0] != _LOCAL_SIG:
+            raise ArchiveError(
+                "local file header has a bad signature", archive=self.name, record=name
+            )
+        start = info.header_offset + _LOCAL.size + fields[9] + fields[10]
+        if start + info.file_size > self._size:
+            raise ArchiveError(
+                "record data runs past the end of the file",
+                archive=self.name,
+                record=name,
+            )
+        return start, info.file_size
+
+    def _check_open(self) -> None:
+        """Raise ArchiveError once the reader is closed."""
+        if self._closed:
+            raise ArchiveError("archive is closed", archive=self.name)
+
+    def _info(self, name: str) -> zipfile.ZipInfo:
+        """Return the entry of record *name*, or raise an ArchiveError naming it."""
+        info = self._infos.get(name)
+        if info is None:
+            raise ArchiveError(f"no record {name!r}", archive=self.name, record=name)
+        return info
+
+    def _directory_path(self, name: str) -> str:
+        """Return the file path of record *name* in an unzipped package."""
+        if not self.has_record(name):
+            raise ArchiveError(f"no record {name!r}", archive=self.name, record=name)
+        return os.path.join(self._root, *name.split("/"))
+
+    def _opened_zip(self) -> zipfile.ZipFile:
+        """Return the open ZipFile (raising if the reader is closed)."""
+        if self._zip is None or self._closed:
+            raise ArchiveError("archive is closed", archive=self.name)
+        return self._zip
+
+    def _opened_file(self) -> BinaryIO:
+        """Return the open file of a ZIP on disk (raising if the reader is closed)."""
+        if self._file is None or self._closed:
+            raise ArchiveError("archive is closed", archive=self.name)
+        return self._file
+
+    def _pread(self, offset: int, size: int, name: str) -> bytes:
+        """Return exactly *size* bytes at *offset* of the ZIP file without seeking."""
+        pieces: list[bytes] = []
+        with _translated(self.name, "cannot read record", record=name):
+            while size > 0:
+                piece = self._pread_once(offset, min(size, _PREAD_CHUNK))
+                if not piece:
+                    raise ArchiveError(
+                        "record is truncated", archive=self.name, record=name
+                    )
+                pieces.append(piece)
+                offset += len(piece)
+                size -= len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _pread_once(self, offset: int, size: int) -> bytes:
+        """Read up to *size* bytes at *offset* with os.pread (or a locked seek)."""
+        file = self._opened_file()
+        if hasattr(os, "pread"):
+            return os.pread(file.fileno(), size, offset)
+        with self._lock:
+            file.seek(offset)
+            return file.read(size)
+
+
+def _close_quietly(file: BinaryIO) -> None:
+    """Close *file*, ignoring errors (a finalizer must not raise)."""
+    with contextlib.suppress(OSError):
+        file.close()

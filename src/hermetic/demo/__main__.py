@@ -1,0 +1,5 @@
+"""``python -m hermetic.demo``."""
+
+from hermetic.demo import main
+
+raise SystemExit(main())
