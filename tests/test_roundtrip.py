@@ -11,6 +11,7 @@ import sys
 import traceback
 
 import pytest
+from helpers import run_python
 
 from hermetic import (
     ImportFromPackageError,
@@ -180,11 +181,19 @@ def test_tracebacks_and_getsource_show_packaged_lines(model_pkg, archive):
     assert linecache.getline(util.__file__, 2).strip() == "def scale(xs, w):"
 
 
-def test_host_inspect_is_not_patched(archive, src_tree):
-    """Importing hermetic changes nothing in the host's inspect module."""
-    import hermetic._importer  # noqa: F401
-
-    assert inspect.getfile.__module__ == "inspect"
+def test_importing_hermetic_patches_nothing_and_imports_no_framework():
+    """`import hermetic` leaves inspect alone and imports no optional framework."""
+    out = run_python(
+        """
+        import inspect, sys
+        original = inspect.getfile
+        import hermetic
+        assert inspect.getfile is original
+        print(sorted(m for m in ("torch", "numpy", "fsspec", "rich", "cryptography")
+                     if m in sys.modules))
+        """
+    )
+    assert out.strip() == "[]"
 
 
 def test_dataclasses_and_type_hints_under_future_annotations(src_tree, archive):

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from . import _mock
 from ._archive import ArchiveWriter
@@ -92,7 +92,7 @@ class PackageExporter:
 
     def __init__(
         self,
-        f: str | os.PathLike[str] | IO[bytes],
+        f: str | os.PathLike[str] | BinaryIO,
         importer: Importer | Sequence[Importer] = sys_importer,
         debug: bool = False,
     ) -> None:
@@ -590,7 +590,7 @@ class PackageExporter:
                 mock_written = self._write_mock_module(mock_written)
             elif action is _Action.INTERN and not attrs.get("is_pickle"):
                 source = attrs.get("source")
-                if source is None:
+                if not isinstance(source, bytes):
                     continue  # a namespace package: its folder appears by itself
                 record = module_record(name, is_package=bool(attrs.get("is_package")))
                 self.zip_file.write_record(record, source)
@@ -606,12 +606,12 @@ class PackageExporter:
     # -- helpers --------------------------------------------------------------------------
 
     def _record_name(self, package: str, resource: str) -> str:
-        if not isinstance(package, str) or not package:
+        if not _is_nonempty_str(package):
             raise ValueError(
                 f"package must be a non-empty module name such as 'my_data', got {package!r}"
             )
         _check_module_name(package)
-        if not isinstance(resource, str) or resource in ("", ".", ".."):
+        if not _is_nonempty_str(resource) or resource in (".", ".."):
             raise ValueError(f"invalid resource name {resource!r}")
         if "/" in resource or "\\" in resource:
             raise ValueError(f"{resource!r} must be only a file name")
@@ -666,6 +666,10 @@ def _literal_top(include: GlobPattern) -> frozenset[str]:
     includes = [include] if isinstance(include, str) else list(include)
     tops = (str(p).partition(".")[0] for p in includes)
     return frozenset(top for top in tops if "*" not in top)
+
+
+def _is_nonempty_str(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
 
 
 def _check_module_name(name: str) -> None:

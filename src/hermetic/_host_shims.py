@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SHIMMED_MODULES", "shim_for"]
 
-SHIMMED_MODULES = frozenset({"importlib", "importlib.util", "importlib.resources", "pkgutil"})
+SHIMMED_MODULES = frozenset(
+    {"importlib", "importlib.util", "importlib.resources", "pkgutil"}
+)
 
 
 class _Shim(ModuleType):
@@ -89,7 +91,8 @@ def _absolute(name: str, package: str | None) -> str:
         return name
     if not package:
         raise TypeError(
-            f"the 'package' argument is required to perform a relative import for {name!r}"
+            "the 'package' argument is required to perform a relative import "
+            f"for {name!r}"
         )
     return importlib.util.resolve_name(name, package)
 
@@ -148,7 +151,10 @@ def _resources_overrides(importer: PackageImporter, real: ModuleType) -> dict[st
                 anchor = caller["__spec__"].name
                 if caller.get("__path__") is None:
                     anchor = anchor.rpartition(".")[0] or anchor
-        if isinstance(anchor, ModuleType) and getattr(anchor, "__loader__", None) is importer:
+        if (
+            isinstance(anchor, ModuleType)
+            and getattr(anchor, "__loader__", None) is importer
+        ):
             return package_files(importer, anchor.__spec__.name)  # type: ignore[union-attr]
         if isinstance(anchor, str) and _owns(importer, anchor):
             return package_files(importer, importer._mangler.demangle(anchor))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.abc
 import importlib.machinery
 import importlib.util
 import io
@@ -25,7 +26,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import CodeType, ModuleType
-from typing import IO, Any
+from typing import Any, BinaryIO, cast
 
 from . import _host_shims
 from ._archive import ArchiveReader
@@ -64,7 +65,7 @@ class PackageImporter(Importer):
 
     def __init__(
         self,
-        file_or_buffer: str | os.PathLike[str] | IO[bytes] | ArchiveReader,
+        file_or_buffer: str | os.PathLike[str] | BinaryIO | ArchiveReader,
         module_allowed: Callable[[str], bool] = lambda module_name: True,
     ) -> None:
         if isinstance(file_or_buffer, ArchiveReader):
@@ -116,7 +117,7 @@ class PackageImporter(Importer):
         name = self._mangler.demangle(name)
         level = len(name) - len(name.lstrip("."))
         with self._lock:
-            return self._gcd_import(name[level:], package, level)
+            return cast(ModuleType, self._gcd_import(name[level:], package, level))
 
     def load_binary(self, package: str, resource: str) -> bytes:
         """Return the bytes of *resource* in *package*."""
@@ -213,9 +214,9 @@ class PackageImporter(Importer):
 
     def _resource_path(self, package: str, resource: str) -> str:
         """Return the record of *resource* in *package*, which must be a package."""
-        if not isinstance(package, str) or not package:
+        if not _is_nonempty_str(package):
             raise ValueError(f"package must be a non-empty module name, got {package!r}")
-        if not isinstance(resource, str) or not resource or "/" in resource:
+        if not _is_nonempty_str(resource) or "/" in resource:
             raise ValueError(f"resource must be a file name without '/', got {resource!r}")
         package = self._mangler.demangle(package)
         _check_module_name(package)
@@ -299,7 +300,7 @@ class PackageImporter(Importer):
             if parent is not None and getattr(parent, "__torch_package__", False):
                 setattr(parent, child, module)
             return module
-        parent: Any = None
+        parent = None
         if parent_name:
             parent = self._gcd_import(parent_name)
             if name in self.modules:  # importing the parent imported this one too
@@ -330,7 +331,10 @@ class PackageImporter(Importer):
     def _load_packaged(self, name: str, node: TreeNode, parent: Any) -> ModuleType:
         is_package = node.kind == "package"
         spec = importlib.machinery.ModuleSpec(
-            name, self, origin="<package_importer>", is_package=is_package
+            name,
+            cast(importlib.abc.Loader, self),
+            origin="<package_importer>",
+            is_package=is_package,
         )
         module = importlib.util.module_from_spec(spec)
         mangled = self._mangler.mangle(name)
@@ -429,6 +433,10 @@ def _resolve_name(name: str, package: str, level: int) -> str:
         raise ImportError("attempted relative import beyond top-level package")
     base = bits[0]
     return f"{base}.{name}" if name else base
+
+
+def _is_nonempty_str(value: object) -> bool:
+    return isinstance(value, str) and bool(value)
 
 
 def _check_module_name(name: str, *, archive: str = "") -> None:

@@ -1,14 +1,12 @@
 """Stand-ins for the objects of mocked modules.
 
 This file is also the source of the ``_mock`` module written into every archive that
-mocks something, so it must stay standard-library only and self-contained. A mocked
-module's stub returns a :class:`MockedObject` for any attribute; any real use of one
-raises ``NotImplementedError`` naming the object and the operation.
+mocks something, so it must import nothing at all: a package's own modules may import
+only what its extern list names, and that list need not name ``typing`` or even
+``__future__``. A mocked module's stub returns a :class:`MockedObject` for any
+attribute; any real use of one raises ``NotImplementedError`` naming the object and
+the operation.
 """
-
-from __future__ import annotations
-
-from typing import Any
 
 __all__ = ["MockedObject"]
 
@@ -30,8 +28,8 @@ _OPERATIONS = (
 ).split()
 
 
-def _refuse(operation: str) -> Any:
-    def refuse(self: MockedObject, *args: Any, **kwargs: Any) -> Any:
+def _refuse(operation: str) -> object:
+    def refuse(self: "MockedObject", *args: object, **kwargs: object) -> None:
         raise NotImplementedError(
             f"Object '{object.__getattribute__(self, '_mocked_name')}' was mocked out "
             f"during packaging but it is being used in '{operation}'"
@@ -46,7 +44,9 @@ class MockedObject:
 
     _mocked_name: str
 
-    def __new__(cls, *args: Any, _suppress_err: bool = False, **kwargs: Any) -> Any:
+    def __new__(
+        cls, *args: object, _suppress_err: bool = False, **kwargs: object
+    ) -> "MockedObject":
         if not _suppress_err:
             name = args[0] if args and isinstance(args[0], str) else "<unknown>"
             raise NotImplementedError(
@@ -59,7 +59,7 @@ class MockedObject:
     def __init__(self, name: str, _suppress_err: bool = False) -> None:
         object.__setattr__(self, "_mocked_name", name)
 
-    def __getattr__(self, attr: str) -> Any:
+    def __getattr__(self, attr: str) -> object:
         raise NotImplementedError(
             f"Object '{object.__getattribute__(self, '_mocked_name')}' was mocked out "
             f"during packaging but it is being used in '__getattr__' ({attr!r})"

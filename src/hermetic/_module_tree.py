@@ -32,7 +32,9 @@ class TreeNode:
 class ModuleTree:
     """Find what a dotted module name is inside one archive."""
 
-    def __init__(self, records: Iterable[str], externs: Iterable[str], archive: str) -> None:
+    def __init__(
+        self, records: Iterable[str], externs: Iterable[str], archive: str
+    ) -> None:
         self.root = TreeNode("package")
         self._archive = archive
         for extern in externs:
@@ -42,7 +44,7 @@ class ModuleTree:
             self._add_record(record)
 
     def find(self, module_name: str) -> TreeNode | None:
-        """Return the node for *module_name*; an extern ancestor covers its submodules."""
+        """Return the node for *module_name*; an extern covers its submodules."""
         node = self.root
         for part in module_name.split("."):
             if node.kind == "extern":
@@ -57,7 +59,9 @@ class ModuleTree:
         node = self.root
         *parents, last = name.split(".")
         for part in parents:
-            node = node.children.setdefault(part, TreeNode("package", extern_parent=True))
+            node = node.children.setdefault(
+                part, TreeNode("package", extern_parent=True)
+            )
             if node.kind == "extern":
                 return  # a shorter extern already covers this one
         node.children[last] = TreeNode("extern")

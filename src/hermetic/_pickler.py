@@ -148,34 +148,31 @@ class _PersistentPickler(_Pickler):
         super().__init__(file, protocol, state, final=True)
         self._sink = sink
         self._exporter = exporter
+        # id(obj) -> (obj, persistent id); obj is held so its id stays unique.
         self._reduced: dict[int, tuple[object, tuple[Any, ...]]] = {}
 
     def persistent_id(self, obj: Any) -> Any:
         state = self._state
-        kind = state.kinds.get(type(obj))
-        if kind is None or kind == _PLAIN or kind == _GLOBAL:
-            if kind is not None:
-                return None
-            kind = state.kind_of(type(obj))
-            if kind == _PLAIN or kind == _GLOBAL:
-                return None
+        kind = state.kind_of(type(obj))
         if kind == _STORAGE:
             for backend in state.backends:
                 pid = backend.persistent_id(obj, self._sink)
                 if pid is not None:
                     return pid
             return None
-        return self._reduce_package(obj)
+        if kind == _REDUCE_PACKAGE:
+            return self._reduce_package(obj)
+        return None
 
     def _reduce_package(self, obj: Any) -> tuple[Any, ...]:
         # Keyed per pickle by id() while holding obj, so ids cannot be reused within it.
-        entry = self._reduced.get(id(obj))
-        if entry is None:
-            loader, args = obj.__reduce_package__(self._exporter)
-            entry = ("reduce_package", len(self._reduced), loader, tuple(args))
-            self._reduced[id(obj)] = (obj, entry)
-            return entry
-        return entry[1]
+        known = self._reduced.get(id(obj))
+        if known is not None:
+            return known[1]
+        loader, args = obj.__reduce_package__(self._exporter)
+        pid = ("reduce_package", len(self._reduced), loader, tuple(args))
+        self._reduced[id(obj)] = (obj, pid)
+        return pid
 
 
 def pickle_object(
@@ -201,7 +198,7 @@ def pickle_object(
     else:
         pickler = _Pickler(out, protocol, state, final=True)
     if memo:
-        pickler.memo = memo  # type: ignore[assignment]
+        pickler.memo = memo
     pickler.dump(obj)
     return PickleResult(out.getvalue(), list(state.globals))
 
@@ -232,5 +229,3 @@ def _put_opcode(index: int) -> bytes:
     if index < 256:
         return pickle.BINPUT + bytes([index])
     return pickle.LONG_BINPUT + struct.pack("<I", index)
-
-

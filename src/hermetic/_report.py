@@ -42,7 +42,7 @@ _SENSITIVE_NOTE = (
     "Note: While we usually use modules in the python standard library from the local "
     "environment, `{name}` has a lot of system level access and therefore can pose a "
     "security risk. We heavily recommend removing `{name}` from your packaged code. "
-    'However, if that is not possible, add it to the extern list by calling '
+    "However, if that is not possible, add it to the extern list by calling "
     'PackageExporter.extern("`{name}`")'
 )
 
@@ -71,7 +71,9 @@ def format_report(
             if module in ("sys", "io"):
                 lines.append("      " + _SENSITIVE_NOTE.format(name=module))
             if path_to is not None:
-                lines.append(f"      A path to {module}: {' -> '.join(path_to(module))}")
+                lines.append(
+                    f"      A path to {module}: {' -> '.join(path_to(module))}"
+                )
     if path_to is None:
         lines.append("")
         lines.append(

@@ -9,12 +9,18 @@ caller needs a real path).
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import sys
+import tempfile
+import weakref
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     from importlib.resources.abc import Traversable, TraversableResources
-except ImportError:  # Python 3.10
+else:
     from importlib.abc import Traversable, TraversableResources
 
 if TYPE_CHECKING:
@@ -31,7 +37,7 @@ class ArchiveTraversable(Traversable):
         self._path = path.strip("/")
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return self._path.rpartition("/")[2]
 
     def _records(self) -> list[str]:
@@ -63,21 +69,46 @@ class ArchiveTraversable(Traversable):
             parts.extend(p for p in str(descendant).split("/") if p)
         return ArchiveTraversable(self._importer, "/".join(parts))
 
-    def __truediv__(self, child: str) -> ArchiveTraversable:  # type: ignore[override]
+    def __truediv__(self, child: str) -> ArchiveTraversable:
         return self.joinpath(child)
 
     def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         if mode not in ("r", "rb"):
             raise ValueError(f"package resources are read-only; mode {mode!r} refused")
         if not self.is_file():
-            raise FileNotFoundError(f"{self._importer.filename}: no resource {self._path!r}")
+            raise FileNotFoundError(
+                f"{self._importer.filename}: no resource {self._path!r}"
+            )
         data = io.BytesIO(self._importer.zip_reader.read(self._path))
         return data if mode == "rb" else io.TextIOWrapper(data, *args, **kwargs)
 
+    def read_text(self, encoding: str | None = None) -> str:
+        return self.read_bytes().decode(encoding or "utf-8")
+
     def read_bytes(self) -> bytes:
         if not self.is_file():
-            raise FileNotFoundError(f"{self._importer.filename}: no resource {self._path!r}")
+            raise FileNotFoundError(
+                f"{self._importer.filename}: no resource {self._path!r}"
+            )
         return self._importer.zip_reader.read(self._path)
+
+    def __fspath__(self) -> str:
+        """Return a real path to this file, extracted once to a private cache folder.
+
+        Code written for installed packages often passes ``files(pkg) / "x"`` to an
+        API that wants a path (``gzip.open``, ``numpy.load``); this keeps it working.
+        """
+        if not self.is_file():
+            raise FileNotFoundError(
+                f"{self._importer.filename}: no resource {self._path!r}"
+            )
+        target = Path(_extraction_dir(self._importer), *self._path.split("/"))
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_bytes(self.read_bytes())
+            os.replace(partial, target)
+        return str(target)
 
     def __repr__(self) -> str:
         return f"ArchiveTraversable({self._importer.filename!r}, {self._path!r})"
@@ -96,8 +127,18 @@ class PackageResourceReader(TraversableResources):
     def resource_path(self, resource: Any) -> str:
         raise FileNotFoundError(resource)  # no real path: as_file() extracts instead
 
-    def contents(self) -> Iterator[str]:  # type: ignore[override]
+    def contents(self) -> Iterator[str]:
         return (child.name for child in self.files().iterdir())
+
+
+def _extraction_dir(importer: PackageImporter) -> str:
+    """Return the importer's folder for extracted resources, made on first use."""
+    folder: str | None = importer.__dict__.get("_extraction_dir")
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="hermetic-resources-")
+        importer.__dict__["_extraction_dir"] = folder
+        weakref.finalize(importer, shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def package_files(importer: PackageImporter, package: str) -> ArchiveTraversable:

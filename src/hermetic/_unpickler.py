@@ -80,7 +80,12 @@ class PackageUnpickler(pickle.Unpickler):
             _, storage_type, key, location, numel = pid
             try:
                 return load_storage(
-                    self._importer, storage_type, key, location, numel, self._map_location
+                    self._importer,
+                    storage_type,
+                    key,
+                    location,
+                    numel,
+                    self._map_location,
                 )
             except ArchiveError:
                 raise

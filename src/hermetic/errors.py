@@ -3,7 +3,7 @@
 ::
 
     HermeticError(Exception)
-    ├── ArchiveError                      .archive .record: unreadable or malformed archive
+    ├── ArchiveError                      .archive .record: unreadable or malformed
     │   └── ArchiveFormatError(ValueError)    unsupported .data/version, bad record name
     ├── PackagingError                    .problems: broken modules grouped by reason
     ├── EmptyMatchError                   an allow_empty=False pattern matched nothing
@@ -56,7 +56,7 @@ def _rebuild_error(
 
 
 class ArchiveError(HermeticError):
-    """The archive cannot be read or written: names *archive* and, when known, *record*."""
+    """The archive cannot be read or written; names *archive* and maybe *record*."""
 
     def __init__(self, message: str, *, archive: str = "", record: str | None = None):
         where = archive
@@ -86,7 +86,9 @@ class PackagingError(HermeticError):
         dependency_graph: object = None,
     ):
         super().__init__(message)
-        self.problems = {reason: list(mods) for reason, mods in (problems or {}).items()}
+        self.problems = {
+            reason: list(mods) for reason, mods in (problems or {}).items()
+        }
         self.dependency_graph = dependency_graph
 
 

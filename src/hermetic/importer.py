@@ -11,14 +11,21 @@ from __future__ import annotations
 import abc
 import importlib
 import pickle
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 from ._mangling import demangle, get_mangle_prefix, is_mangled
 from .errors import ObjMismatchError, ObjNotFoundError
 
-__all__ = ["Importer", "ObjMismatchError", "ObjNotFoundError", "OrderedImporter", "sys_importer"]
+__all__ = [
+    "Importer",
+    "ObjMismatchError",
+    "ObjNotFoundError",
+    "OrderedImporter",
+    "sys_importer",
+]
 
 _NOT_FOUND = object()
 
@@ -50,7 +57,9 @@ class Importer(abc.ABC):
         try:
             module = self.import_module(module_name)
         except ModuleNotFoundError as exc:
-            raise ObjNotFoundError(f"{obj!r} was not found as {module_name}.{name}") from exc
+            raise ObjNotFoundError(
+                f"{obj!r} was not found as {module_name}.{name}"
+            ) from exc
         found = _lookup_dotted(module, name)
         if found is _NOT_FOUND:
             raise ObjNotFoundError(f"{obj!r} was not found as {module_name}.{name}")
@@ -74,11 +83,8 @@ class Importer(abc.ABC):
 class _SysImporter(Importer):
     """The interpreter's own import system."""
 
-    @property  # type: ignore[override]
-    def modules(self) -> dict[str, ModuleType]:
-        import sys
-
-        return sys.modules
+    def __init__(self) -> None:
+        self.modules = sys.modules
 
     def import_module(self, module_name: str) -> ModuleType:
         return importlib.import_module(module_name)
@@ -129,10 +135,9 @@ class OrderedImporter(Importer):
     def get_name(self, obj: Any, name: str | None = None) -> tuple[str, str]:
         errors: list[str] = []
         for importer in self._importers:
-            try:
-                return importer.get_name(obj, name)
-            except (ObjNotFoundError, ObjMismatchError) as exc:
-                errors.append(str(exc))
+            found = _try_get_name(importer, obj, name, errors)
+            if found is not None:
+                return found
         raise ObjNotFoundError(
             f"Could not find obj {obj!r} in any of the importers {self._importers}: "
             + "; ".join(errors)
@@ -145,8 +150,19 @@ class OrderedImporter(Importer):
                 return module_name
         return "__main__"
 
-    def __iter__(self) -> Iterable[Importer]:
+    def __iter__(self) -> Iterator[Importer]:
         return iter(self._importers)
+
+
+def _try_get_name(
+    importer: Importer, obj: Any, name: str | None, errors: list[str]
+) -> tuple[str, str] | None:
+    """Return *importer*'s name for *obj*, or None after noting why it has none."""
+    try:
+        return importer.get_name(obj, name)
+    except (ObjNotFoundError, ObjMismatchError) as exc:
+        errors.append(str(exc))
+        return None
 
 
 def _is_empty_dummy_package(module: ModuleType) -> bool:
@@ -160,7 +176,7 @@ def _is_empty_dummy_package(module: ModuleType) -> bool:
 
 def _reduce_name(obj: Any) -> str | None:
     """Return the global name a ``__reduce__`` gives for a module-level singleton."""
-    if not obj or type(obj) in pickle._Pickler.dispatch:  # type: ignore[attr-defined]
+    if not obj or type(obj) in pickle._Pickler.dispatch:
         return None
     reduce = getattr(obj, "__reduce__", None)
     if reduce is None or isinstance(obj, type):

@@ -37,7 +37,7 @@ _LOADER = textwrap.dedent(
 
 
 def run_demo(workdir: Path) -> str:
-    """Build the demo package in *workdir*, load it in a fresh process; return its output."""
+    """Build the demo package in *workdir*, load it in a fresh process, report."""
     from .build import build_package
 
     archive = build_package(workdir)
@@ -56,7 +56,11 @@ def run_demo(workdir: Path) -> str:
     from hermetic import PackageImporter
 
     with PackageImporter(archive) as importer:
-        tree = str(importer.file_structure()) if hasattr(importer, "file_structure") else ""
+        tree = (
+            str(importer.file_structure())
+            if hasattr(importer, "file_structure")
+            else ""
+        )
     return f"archive: {archive}\n{result.stdout}\n{tree}"
 
 

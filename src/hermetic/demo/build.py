@@ -30,10 +30,10 @@ PIPELINE_SOURCE = textwrap.dedent(
     '''
 )
 FEATURES_SOURCE = textwrap.dedent(
-    '''
+    """
     def word_lengths(text):
         return [len(word) for word in text.split()]
-    '''
+    """
 )
 CONFIG = {"weights": {"1": 0.5, "4": 0.25, "5": -0.5, "7": 1.0}}
 
@@ -57,7 +57,9 @@ def build_package(workdir: Path) -> Path:
         with PackageExporter(archive) as exporter:
             exporter.intern("hermetic_demo_pipeline.**")
             exporter.save_text("pipeline", "config.json", config_json)
-            exporter.save_pickle("pipeline", "pipeline.pkl", model.Pipeline(config_json))
+            exporter.save_pickle(
+                "pipeline", "pipeline.pkl", model.Pipeline(config_json)
+            )
         return archive
     finally:
         sys.path.remove(str(source_root))

@@ -66,4 +66,6 @@ def load_storage(
 
     if isinstance(location, bytes):
         location = location.decode("ascii")
-    return _torch.load_storage(importer, storage_type, key, location, numel, map_location)
+    return _torch.load_storage(
+        importer, storage_type, key, location, numel, map_location
+    )

@@ -75,14 +75,18 @@ def load_storage(
     """Return the TypedStorage for one persistent id, placed per *map_location*."""
     import torch
 
-    dtype = torch.uint8 if storage_type is torch.UntypedStorage else storage_type.dtype
+    # ``_dtype``: the public ``dtype`` of a legacy storage class warns that
+    # TypedStorage is deprecated, and loading must emit no warning.
+    dtype = torch.uint8 if storage_type is torch.UntypedStorage else storage_type._dtype
     untyped = _cpu_storage(importer, torch, key, dtype, numel)
     placed = _restore_location(torch, untyped, location, map_location)
-    return torch.storage.TypedStorage(wrap_storage=placed, dtype=dtype, _internal=True)
+    return torch.storage.TypedStorage(  # type: ignore[no-untyped-call]
+        wrap_storage=placed, dtype=dtype, _internal=True
+    )
 
 
 def _cpu_storage(
-    importer: PackageImporter, torch: Any, key: Any, dtype: Any, numel: int
+    importer: PackageImporter, torch: Any, key: Any, dtype: Any, numel: object
 ) -> Any:
     """Return the CPU storage of record *key*, mapped once per importer."""
     record = storage_record(key)
@@ -117,20 +121,26 @@ def _map_or_read(importer: PackageImporter, torch: Any, record: str, size: int) 
                 mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
             importer.__dict__["_mmap"] = mapped
         offset, length = span
-        tensor = torch.frombuffer(mapped, dtype=torch.uint8, count=length, offset=offset)
+        tensor = torch.frombuffer(
+            mapped, dtype=torch.uint8, count=length, offset=offset
+        )
     else:
         tensor = torch.frombuffer(bytearray(reader.read(record)), dtype=torch.uint8)
     return tensor.untyped_storage()
 
 
-def _restore_location(torch: Any, storage: Any, location: str, map_location: Any) -> Any:
+def _restore_location(
+    torch: Any, storage: Any, location: str, map_location: Any
+) -> Any:
     """Move *storage* where *map_location* says, as ``torch.load`` would."""
     if map_location is None:
         target: Any = location
     elif isinstance(map_location, dict):
         target = map_location.get(location, location)
     elif isinstance(map_location, (str, bytes)):
-        target = map_location.decode() if isinstance(map_location, bytes) else map_location
+        target = (
+            map_location.decode() if isinstance(map_location, bytes) else map_location
+        )
     elif isinstance(map_location, torch.device):
         target = str(map_location)
     elif callable(map_location):
