@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._exporter import PackageExporter
 from ._importer import PackageImporter
 from ._patterns import GlobGroup
+from .analyze import is_from_package
 from .errors import (
     ArchiveError,
     ArchiveFormatError,
@@ -21,6 +22,7 @@ from .errors import (
     PickleLoadError,
     PickleSaveError,
 )
+from .file_structure_representation import Directory
 from .importer import Importer, OrderedImporter, sys_importer
 
 __version__ = "0.1.0"
@@ -28,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ArchiveError",
     "ArchiveFormatError",
+    "Directory",
     "EmptyMatchError",
     "GlobGroup",
     "HermeticError",
@@ -42,5 +45,6 @@ __all__ = [
     "PickleLoadError",
     "PickleSaveError",
     "__version__",
+    "is_from_package",
     "sys_importer",
 ]

@@ -1,0 +1,91 @@
+"""The public surface: what `import hermetic` offers, and the torch.package modules."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import hermetic
+
+PUBLIC = [
+    "ArchiveError",
+    "ArchiveFormatError",
+    "Directory",
+    "EmptyMatchError",
+    "GlobGroup",
+    "HermeticError",
+    "ImportFromPackageError",
+    "Importer",
+    "ObjMismatchError",
+    "ObjNotFoundError",
+    "OrderedImporter",
+    "PackageExporter",
+    "PackageImporter",
+    "PackagingError",
+    "PickleLoadError",
+    "PickleSaveError",
+    "__version__",
+    "is_from_package",
+    "sys_importer",
+]
+
+# torch.package's public submodules and the names code imports from them.
+TORCH_SUBMODULE_NAMES = {
+    "package_exporter": [
+        "EmptyMatchError",
+        "Importer",
+        "OrderedImporter",
+        "PackageExporter",
+        "PackagingError",
+        "PackagingErrorReason",
+        "sys_importer",
+    ],
+    "package_importer": ["Directory", "Importer", "PackageImporter"],
+    "importer": [
+        "Importer",
+        "ObjMismatchError",
+        "ObjNotFoundError",
+        "OrderedImporter",
+        "sys_importer",
+    ],
+    "glob_group": ["GlobGroup", "GlobPattern"],
+    "file_structure_representation": ["Directory"],
+    "analyze": [
+        "find_first_use_of_broken_modules",
+        "is_from_package",
+        "trace_dependencies",
+    ],
+}
+
+
+def test_all_is_pinned():
+    """hermetic.__all__ lists exactly the public names, sorted."""
+    assert hermetic.__all__ == PUBLIC
+    for name in PUBLIC:
+        assert hasattr(hermetic, name)
+
+
+@pytest.mark.parametrize("submodule", sorted(TORCH_SUBMODULE_NAMES))
+def test_torch_package_submodules_port_by_renaming(submodule):
+    """`from torch.package.X import Y` works as `from hermetic.X import Y`."""
+    module = importlib.import_module(f"hermetic.{submodule}")
+    for name in TORCH_SUBMODULE_NAMES[submodule]:
+        assert hasattr(module, name), f"hermetic.{submodule} lacks {name}"
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("submodule", sorted(TORCH_SUBMODULE_NAMES))
+def test_submodule_names_cover_torch_package(submodule):
+    """Every name torch.package's submodule exports is in hermetic's namesake."""
+    pytest.importorskip("torch", reason="compares with torch.package 2.13")
+    theirs = importlib.import_module(f"torch.package.{submodule}")
+    names = getattr(theirs, "__all__", None) or [
+        n
+        for n in vars(theirs)
+        if not n.startswith("_")
+        and getattr(vars(theirs)[n], "__module__", "").startswith("torch")
+    ]
+    ours = importlib.import_module(f"hermetic.{submodule}")
+    missing = [n for n in names if not hasattr(ours, n)]
+    assert missing == []
