@@ -341,10 +341,15 @@ class PackageExporter:
         except Exception as exc:
             if isinstance(exc, PackagingError):
                 raise
-            self.dependency_graph.add_node(module_name, action=_Action.SKIP, provided=True)
-            self._unresolved.setdefault(module_name, []).append(
-                f"{type(exc).__name__}: {exc}"
+            graph = self.dependency_graph
+            graph.add_node(
+                module_name,
+                action=_Action.SKIP,
+                provided=True,
+                import_error=f"{type(exc).__name__}: {exc}",
             )
+            users = self._unresolved.setdefault(module_name, [])
+            users.extend(graph.predecessors(module_name))
 
     def _intern_module(self, module_name: str, dependencies: bool) -> None:
         graph = self.dependency_graph
@@ -393,6 +398,7 @@ class PackageExporter:
                 self.add_dependency(parent)
 
     def _provide(self, module_name: str, source: bytes, is_package: bool) -> None:
+        self._run_hooks(_Action.INTERN, module_name)
         graph = self.dependency_graph
         graph.add_node(
             module_name,
@@ -557,6 +563,7 @@ class PackageExporter:
         self.close()
 
     def _validate(self) -> None:
+        self._check_module_layout()
         broken = [
             (name, attrs)
             for name, attrs in self.dependency_graph.nodes.items()
@@ -573,6 +580,31 @@ class PackageExporter:
                 raise EmptyMatchError(
                     f"Exporter did not match any modules to {pattern.group}, which was "
                     "marked as allow_empty=False"
+                )
+
+    def _check_module_layout(self) -> None:
+        """Refuse a module saved inside one that was saved as a plain module.
+
+        ``mod.py`` beside ``mod/sub.py`` could not be imported by any importer.
+        """
+        graph = self.dependency_graph
+        for name, attrs in graph.nodes.items():
+            if attrs.get("action") is not _Action.INTERN or attrs.get("is_pickle"):
+                continue
+            parent = name.rpartition(".")[0]
+            parent_attrs = graph.nodes.get(parent)
+            if (
+                parent_attrs is not None
+                and parent_attrs.get("action") is _Action.INTERN
+                and isinstance(parent_attrs.get("source"), bytes)
+                and not parent_attrs.get("is_package")
+            ):
+                graph.nodes[name]["error"] = (
+                    PackagingErrorReason.DEPENDENCY_RESOLUTION_FAILED
+                )
+                graph.nodes[name]["error_context"] = (
+                    f"{parent!r} was saved as a plain module, so {name!r} cannot live "
+                    f"inside it; save {parent!r} with is_package=True"
                 )
 
     def _write_modules(self) -> None:

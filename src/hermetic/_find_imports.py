@@ -82,13 +82,23 @@ def find_imports(
 
 
 def _parse(source: str | bytes, module_name: str) -> ast.Module:
+    """Parse *source*, turning every way it can fail into an :class:`ImportScanError`.
+
+    >>> _parse("x = = 1", "pkg.bad")
+    Traceback (most recent call last):
+    ...
+    hermetic._find_imports.ImportScanError: invalid syntax (pkg.bad, line 1)
+    """
     try:
         return ast.parse(source, filename=module_name)
     except SyntaxError as exc:
+        where = (
+            module_name if exc.lineno is None else f"{module_name}, line {exc.lineno}"
+        )
         raise ImportScanError(
-            str(exc), module_name=module_name, lineno=exc.lineno
+            f"{exc.msg} ({where})", module_name=module_name, lineno=exc.lineno
         ) from exc
-    except ValueError as exc:  # null bytes in the source, before Python 3.12
+    except ValueError as exc:  # null bytes in the source, before Python 3.11
         raise ImportScanError(
             f"{exc} ({module_name})", module_name=module_name
         ) from exc

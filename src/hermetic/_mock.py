@@ -48,7 +48,10 @@ class MockedObject:
         cls, *args: object, _suppress_err: bool = False, **kwargs: object
     ) -> "MockedObject":
         if not _suppress_err:
-            name = args[0] if args and isinstance(args[0], str) else "<unknown>"
+            if isinstance(cls, MockedObject):  # unpickling: cls is the mocked class
+                name = object.__getattribute__(cls, "_mocked_name")
+            else:
+                name = args[0] if args and isinstance(args[0], str) else "<unknown>"
             raise NotImplementedError(
                 f"Object '{name}' was mocked out during packaging but it is being used "
                 "in '__new__'. If this happens in load_pickle, the pickled object "

@@ -42,6 +42,10 @@ _GLOBAL_TYPES = (
 )
 
 
+def _placeholder() -> None:
+    """Written by the first pass instead of an object only the final pass can write."""
+
+
 class _NeedsPersistentIds(Exception):
     """Raised inside the first pass: this object graph needs persistent ids."""
 
@@ -120,8 +124,10 @@ class _Pickler(pickle.Pickler):
         if kind == _PLAIN:
             return NotImplemented
         if kind == _GLOBAL:
+            if obj is _placeholder:
+                return NotImplemented  # not a global of the pickle: never recorded
             if state.record_global(obj) and not self._final:
-                return (int, ())  # placeholder: the real pass reads it from the memo
+                return (_placeholder, ())  # the real pass reads it from the memo
             if self._final and id(obj) in state.renames:
                 raise pickle.PicklingError(
                     f"Can't pickle {obj!r}: it comes from a package and is reachable "
@@ -130,7 +136,7 @@ class _Pickler(pickle.Pickler):
             return NotImplemented
         if not self._final:
             state.needs_persistent_ids = True
-            return (int, ())  # placeholder; the final pass gives it a persistent id
+            return (_placeholder, ())  # the final pass gives it a persistent id
         return NotImplemented
 
 
@@ -192,6 +198,9 @@ def pickle_object(
         return PickleResult(first.getvalue(), list(state.globals))
     out = io.BytesIO()
     memo = _write_prelude(out, protocol, state.renames.values())
+    # The final pass names the globals in the order the pickle holds them (the first
+    # one saw placeholders instead of storages): the prelude's first, then the body's.
+    state.globals = {(module, name): None for _, module, name in state.renames.values()}
     pickler: _Pickler
     if state.needs_persistent_ids:
         pickler = _PersistentPickler(out, protocol, state, sink, exporter)

@@ -35,6 +35,9 @@ class PackageUnpickler(pickle.Unpickler):
         self._record = record
         self._map_location = map_location
         self._reduced: dict[Any, Any] = {}
+        # Placed storages by key: map_location runs once per storage, and views of
+        # one storage share it after load, as in torch.
+        self._storages: dict[str, Any] = {}
 
     def load_or_raise(self) -> Any:
         """Load the pickle; malformed data raises :class:`PickleLoadError`."""
@@ -49,6 +52,9 @@ class PackageUnpickler(pickle.Unpickler):
             raise self._error("the pickle is truncated (ran out of input)") from exc
         except pickle.UnpicklingError as exc:
             raise self._error(f"malformed pickle: {exc}") from exc
+        except (ValueError, OverflowError, MemoryError, KeyError, IndexError) as exc:
+            # Also malformed data: an unknown protocol, undecodable text, a huge length.
+            raise self._error(f"malformed pickle: {exc!r}") from exc
         finally:
             importer.last_map_location = previous
 
@@ -68,6 +74,13 @@ class PackageUnpickler(pickle.Unpickler):
                 raise self._error(
                     f"module {module!r} has no attribute {name!r}", global_name
                 )
+        if _is_mocked(target):
+            # The C unpickler would fail on it with a misleading "malformed pickle".
+            raise NotImplementedError(
+                f"Object '{global_name}' was mocked out during packaging but record "
+                f"{self._record!r} of {self._importer.filename!r} uses it: intern or "
+                f"extern module {module!r} instead of mocking it"
+            )
         return target
 
     def persistent_load(self, pid: Any) -> Any:
@@ -78,8 +91,11 @@ class PackageUnpickler(pickle.Unpickler):
             from .storage import load_storage
 
             _, storage_type, key, location, numel = pid
+            placed = self._storages.get(str(key))
+            if placed is not None:
+                return placed
             try:
-                return load_storage(
+                placed = self._storages[str(key)] = load_storage(
                     self._importer,
                     storage_type,
                     key,
@@ -91,6 +107,7 @@ class PackageUnpickler(pickle.Unpickler):
                 raise
             except HermeticError:
                 raise
+            return placed
         if kind == "reduce_package" and len(pid) == 4:
             _, key, loader, args = pid
             if key not in self._reduced:
@@ -108,3 +125,11 @@ class PackageUnpickler(pickle.Unpickler):
             record=self._record,
             global_name=global_name,
         )
+
+
+def _is_mocked(obj: Any) -> bool:
+    """Tell whether *obj* stands for an object of a mocked module (ours or torch's)."""
+    cls = type(obj)
+    return (
+        cls.__name__ == "MockedObject" and cls.__module__.rpartition(".")[2] == "_mock"
+    )

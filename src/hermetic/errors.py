@@ -43,14 +43,22 @@ class HermeticError(Exception):
     """Root of every error hermetic raises on purpose."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_error, (type(self), self.args, dict(self.__dict__)))
+        state = dict(self.__dict__)
+        if isinstance(self, ImportError):
+            # ImportError keeps name and path in slots, not in __dict__.
+            state.update(name=self.name, path=self.path)
+        return (_rebuild_error, (type(self), self.args, state))
 
 
 def _rebuild_error(
     cls: type[HermeticError], args: tuple[Any, ...], state: dict[str, Any]
 ) -> HermeticError:
     error = cls.__new__(cls)
-    Exception.__init__(error, *args)
+    if isinstance(error, ImportError):
+        name, path = state.pop("name", None), state.pop("path", None)
+        ImportError.__init__(error, *args, name=name, path=path)
+    else:
+        Exception.__init__(error, *args)
     error.__dict__.update(state)
     return error
 
