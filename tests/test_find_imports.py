@@ -44,7 +44,7 @@ CASES = [
         "try:\n    import in_try\nexcept ImportError:\n    import in_except\n"
         "finally:\n    import in_finally\n"
         "if TYPE_CHECKING:\n    from typing_only import T\n"
-        "while False:\n    import in_while\n"
+        "while running:\n    import in_while\n"
         "with ctx:\n    import in_with\n"
         "match v:\n    case 1:\n        import in_match\n"
         "import last\n",
@@ -217,6 +217,31 @@ ERRORS = [
     ("importlib.import_module('.y', '')", "m", False, NO_PARENT, 1),
     ("importlib.import_module('.y', __package__)", "foo", False, NO_PARENT, 1),
 ]
+
+
+def test_imports_in_unreachable_code_are_not_dependencies():
+    """Code the compiler drops (`if False:`) imports nothing at run time."""
+    source = "import kept\nif False:\n    import never_run\n"
+    assert find_imports(source, "m", is_package=False) == [("kept", None)]
+
+
+def test_bytecode_and_syntax_tree_scans_agree_on_real_code():
+    """The fast compiled-code scan gives what the syntax-tree scan gives."""
+    import json
+    import pathlib
+
+    from hermetic import _find_imports
+
+    for module in (json, pathlib, _find_imports):
+        source = pathlib.Path(module.__file__).read_bytes()
+        is_package = module.__file__.endswith("__init__.py")
+        fast = find_imports(source, module.__name__, is_package=is_package)
+        tree = find_imports(
+            source + b"\n_unused = '__import__'\n",
+            module.__name__,
+            is_package=is_package,
+        )
+        assert fast == tree
 
 
 @pytest.mark.parametrize(("source", "module_name", "is_package", "expected"), CASES)

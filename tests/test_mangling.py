@@ -95,6 +95,9 @@ def test_doubly_mangled_name_keeps_inner_prefix():
     assert demangle(demangle(twice)) == "m"
 
 
+_SHARED_MANGLER = PackageMangler()
+
+
 @given(_module_names)
 def test_demangle_inverts_mangle(name):
     """``demangle(mangle(n)) == n`` for both the method and the function."""
@@ -102,9 +105,6 @@ def test_demangle_inverts_mangle(name):
     assert mangler.demangle(mangler.mangle(name)) == name
     assert demangle(mangler.mangle(name)) == name
     assert get_mangle_prefix(mangler.mangle(name)) == mangler.parent_name
-
-
-_SHARED_MANGLER = PackageMangler()
 
 
 def test_manglers_get_increasing_numbers():

@@ -27,6 +27,8 @@ Differences from torch.package's scanner (each one a fix):
 from __future__ import annotations
 
 import ast
+import dis
+from types import CodeType
 from collections.abc import Iterator
 
 __all__ = ["ImportScanError", "find_imports"]
@@ -71,9 +73,19 @@ def find_imports(
         >>> find_imports("from . import b\\nimport os.path", "pkg.a", is_package=False)
         [('pkg', 'b'), ('os.path', None)]
     """
-    tree = _parse(source, module_name)
     scanner = _Scanner(module_name, is_package=is_package)
     found: dict[_Pair, None] = {}
+    text = source if isinstance(source, bytes) else source.encode("utf-8", "replace")
+    if b"__import__" not in text and b"import_module" not in text:
+        # No import calls to look for: the compiler's own view of the import
+        # statements is several times faster to get than a syntax tree.
+        code = _compile(source, module_name)
+        if code is not None:
+            for pair in _bytecode_pairs(code, scanner):
+                if pair[0]:
+                    found.setdefault(pair)
+            return list(found)
+    tree = _parse(source, module_name)
     for node in _preorder(tree):
         for pair in scanner.pairs(node):
             if pair[0]:
@@ -105,6 +117,65 @@ def _parse(source: str | bytes, module_name: str) -> ast.Module:
     except RecursionError as exc:  # the parser itself gave up on deep nesting
         message = f"source too deeply nested to parse ({module_name})"
         raise ImportScanError(message, module_name=module_name) from exc
+
+
+_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+
+
+def _compile(source: str | bytes, module_name: str) -> CodeType | None:
+    """Compile *source*, or return None so that the syntax-tree path reports why not."""
+    try:
+        return compile(source, module_name, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _bytecode_pairs(code: CodeType, scanner: _Scanner) -> list[_Pair]:
+    """Read import pairs from ``IMPORT_NAME`` instructions, in source order.
+
+    Each ``import``/``from`` statement compiles to ``LOAD_CONST level``,
+    ``LOAD_CONST fromlist``, ``IMPORT_NAME module`` (Python 3.10 to 3.13), so the
+    compiled code holds exactly what the syntax tree would give. Statements the
+    compiler drops as unreachable (under ``if False:``) are not seen.
+    """
+    found: list[tuple[int, int, list[_Pair]]] = []
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        stack.extend(c for c in current.co_consts if isinstance(c, CodeType))
+        if _IMPORT_NAME not in current.co_code[::2]:
+            continue
+        window: list[dis.Instruction] = []
+        line = current.co_firstlineno
+        for instruction in dis.get_instructions(current):
+            line = _line_of(instruction, line)
+            if instruction.opcode == _IMPORT_NAME and len(window) == 2:
+                pairs = _import_pairs(instruction.argval, window, line, scanner)
+                found.append((line, len(found), pairs))
+            window = [*window[-1:], instruction]
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [pair for _, _, pairs in found for pair in pairs]
+
+
+def _line_of(instruction: dis.Instruction, previous: int) -> int:
+    positions = getattr(instruction, "positions", None)
+    lineno = getattr(positions, "lineno", None)
+    if isinstance(lineno, int):
+        return lineno
+    starts = instruction.starts_line
+    return starts if isinstance(starts, int) and starts is not True else previous
+
+
+def _import_pairs(
+    name: str, window: list[dis.Instruction], line: int, scanner: _Scanner
+) -> list[_Pair]:
+    level, fromlist = window[0].argval, window[1].argval
+    if not isinstance(level, int):
+        level = 0
+    module = scanner.resolve(name, level, scanner.package, line) if level else name
+    if not isinstance(fromlist, tuple) or not fromlist:
+        return [(module, None)]
+    return [(module, _attribute(item)) for item in fromlist if isinstance(item, str)]
 
 
 def _preorder(tree: ast.AST) -> Iterator[ast.AST]:
@@ -141,19 +212,23 @@ class _Scanner:
         return []
 
     def resolve(
-        self, name: str, level: int, package: str, node: ast.stmt | ast.expr
+        self, name: str, level: int, package: str, node: ast.stmt | ast.expr | int
     ) -> str:
-        """Resolve *name*, imported *level* dots deep, against *package*."""
+        """Resolve *name*, imported *level* dots deep, against *package*.
+
+        *node* is the import's syntax node, or its line number.
+        """
         if level == 0:
             return name
+        lineno = node if isinstance(node, int) else node.lineno
         if not package:
             raise ImportScanError(
-                _NO_PARENT, module_name=self.module_name, lineno=node.lineno
+                _NO_PARENT, module_name=self.module_name, lineno=lineno
             )
         bits = package.rsplit(".", level - 1)
         if len(bits) < level:
             raise ImportScanError(
-                _BEYOND_TOP, module_name=self.module_name, lineno=node.lineno
+                _BEYOND_TOP, module_name=self.module_name, lineno=lineno
             )
         return f"{bits[0]}.{name}" if name else bits[0]
 
