@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import ast
 import dis
-from types import CodeType
 from collections.abc import Iterator
+from types import CodeType
 
 __all__ = ["ImportScanError", "find_imports"]
 
@@ -119,7 +119,9 @@ def _parse(source: str | bytes, module_name: str) -> ast.Module:
         raise ImportScanError(message, module_name=module_name) from exc
 
 
-_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+_IMPORT_NAME_BYTE = bytes([dis.opmap["IMPORT_NAME"]])
+_LOAD_CONST = dis.opmap["LOAD_CONST"]
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
 
 
 def _compile(source: str | bytes, module_name: str) -> CodeType | None:
@@ -143,33 +145,63 @@ def _bytecode_pairs(code: CodeType, scanner: _Scanner) -> list[_Pair]:
     while stack:
         current = stack.pop()
         stack.extend(c for c in current.co_consts if isinstance(c, CodeType))
-        if _IMPORT_NAME not in current.co_code[::2]:
-            continue
-        window: list[dis.Instruction] = []
-        line = current.co_firstlineno
-        for instruction in dis.get_instructions(current):
-            line = _line_of(instruction, line)
-            if instruction.opcode == _IMPORT_NAME and len(window) == 2:
-                pairs = _import_pairs(instruction.argval, window, line, scanner)
-                found.append((line, len(found), pairs))
-            window = [*window[-1:], instruction]
+        for offset, name, level, fromlist in _import_instructions(current):
+            line = _line_at(current, offset)
+            pairs = _import_pairs(name, level, fromlist, line, scanner)
+            found.append((line, len(found), pairs))
     found.sort(key=lambda item: (item[0], item[1]))
     return [pair for _, _, pairs in found for pair in pairs]
 
 
-def _line_of(instruction: dis.Instruction, previous: int) -> int:
-    positions = getattr(instruction, "positions", None)
-    lineno = getattr(positions, "lineno", None)
-    if isinstance(lineno, int):
-        return lineno
-    starts = instruction.starts_line
-    return starts if isinstance(starts, int) and starts is not True else previous
+def _import_instructions(code: CodeType) -> Iterator[tuple[int, str, object, object]]:
+    """Yield ``(offset, module, level, fromlist)`` for each import in *code*.
+
+    Reads the raw instruction words: 2 bytes each, ``EXTENDED_ARG`` prefixes carrying
+    the high bits of the next argument.
+    """
+    raw = code.co_code
+    offset = raw.find(_IMPORT_NAME_BYTE)
+    while offset != -1:
+        if offset % 2 == 0:
+            name_index, before = _argument(raw, offset)
+            fromlist_index, before_fromlist = _argument(raw, before - 2)
+            level_index, _ = _argument(raw, before_fromlist - 2)
+            if (
+                before_fromlist >= 2
+                and raw[before - 2] == _LOAD_CONST
+                and raw[before_fromlist - 2] == _LOAD_CONST
+            ):
+                yield (
+                    offset,
+                    code.co_names[name_index],
+                    code.co_consts[level_index],
+                    code.co_consts[fromlist_index],
+                )
+        offset = raw.find(_IMPORT_NAME_BYTE, offset + 1)
+
+
+def _argument(raw: bytes, offset: int) -> tuple[int, int]:
+    """Return the full argument of the instruction at *offset* and its first word."""
+    if offset < 0:
+        return 0, 0
+    argument, shift, start = raw[offset + 1], 8, offset
+    while start >= 2 and raw[start - 2] == _EXTENDED_ARG:
+        start -= 2
+        argument |= raw[start + 1] << shift
+        shift += 8
+    return argument, start
+
+
+def _line_at(code: CodeType, offset: int) -> int:
+    for start, end, line in code.co_lines():
+        if start <= offset < end and line is not None:
+            return line
+    return code.co_firstlineno
 
 
 def _import_pairs(
-    name: str, window: list[dis.Instruction], line: int, scanner: _Scanner
+    name: str, level: object, fromlist: object, line: int, scanner: _Scanner
 ) -> list[_Pair]:
-    level, fromlist = window[0].argval, window[1].argval
     if not isinstance(level, int):
         level = 0
     module = scanner.resolve(name, level, scanner.package, line) if level else name
