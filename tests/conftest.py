@@ -13,6 +13,13 @@ import pytest
 SourceTree = Callable[[dict[str, str]], Path]
 
 
+@pytest.fixture(autouse=True)
+def _private_bytecode_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch):
+    """Keep compiled-module caches of the tests out of the user's cache folder."""
+    folder = tmp_path_factory.getbasetemp() / "bytecode-cache"
+    monkeypatch.setenv("HERMETIC_BYTECODE_CACHE", str(folder))
+
+
 @pytest.fixture
 def src_tree(tmp_path: Path) -> Iterator[SourceTree]:
     """Write ``{"pkg/mod.py": source}`` files to a fresh folder on ``sys.path``.
@@ -43,6 +50,3 @@ def src_tree(tmp_path: Path) -> Iterator[SourceTree]:
 def archive(tmp_path: Path) -> Path:
     """A path for one archive (its top-level folder will be ``package``)."""
     return tmp_path / "package.pt"
-
-
-

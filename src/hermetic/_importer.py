@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, cast
 
 from . import _host_shims
 from ._archive import ArchiveReader
+from ._bytecode_cache import compile_cached
 from ._format import EXTERN_MODULES_RECORD, PYTHON_VERSION_RECORD, resource_record
 from ._mangling import PackageMangler
 from ._module_tree import ModuleTree, TreeNode
@@ -372,7 +373,7 @@ class PackageImporter(Importer):
     def _compile(self, record: str, filename: str) -> CodeType:
         source = self.zip_reader.read(record)
         source = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        return compile(source, filename, "exec", dont_inherit=True)
+        return compile_cached(source, filename)
 
     def _handle_fromlist(
         self, module: Any, fromlist: Iterable[str], *, recursive: bool = False
