@@ -1,7 +1,8 @@
 """Package-aware stand-ins for the host modules that import by string.
 
 Packaged code that calls ``importlib.import_module("pkg.sub")``,
-``importlib.util.find_spec``, ``importlib.resources.files("pkg")`` or
+``importlib.util.find_spec``, ``importlib.resources.files("pkg")`` (or the older
+``importlib.resources.read_text("pkg", ...)`` family) or
 ``pkgutil.get_data("pkg", ...)`` means its *own* ``pkg``. torch.package hands such code
 the host's modules, so the calls escape the package (its rough edge 18). A
 :class:`PackageImporter` instead gives packaged code these thin modules: each call that
@@ -11,6 +12,7 @@ to the real module. Nothing in the host is patched.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
@@ -127,37 +129,100 @@ def _make_get_data(importer: PackageImporter) -> Any:
     import pkgutil
 
     def get_data(package: str, resource: str) -> bytes | None:
-        """Read *resource* (a '/'-separated path) relative to *package*."""
+        """Read *resource* (a '/'-separated path) beside module *package*."""
         if not _owns(importer, package):
             return pkgutil.get_data(package, resource)
         from ._resources import package_files
 
-        target = package_files(importer, importer._mangler.demangle(package))
-        for part in resource.split("/"):
-            target = target.joinpath(part)
+        # As pkgutil does, a plain module's resources sit in its own folder.
+        folder = _folder_of(importer, importer._mangler.demangle(package))
+        target = package_files(importer, folder).joinpath(*resource.split("/"))
         return target.read_bytes()
 
     return get_data
 
 
+def _folder_of(importer: PackageImporter, name: str) -> str:
+    """Return the dotted name of the folder holding packaged module *name*'s files."""
+    node = importer._tree.find(name)
+    if node is None or node.kind == "package":
+        return name
+    return name.rpartition(".")[0]
+
+
+#: The older function API of importlib.resources, each taking the package first.
+_LEGACY_RESOURCE_FUNCTIONS = (
+    "contents",
+    "is_resource",
+    "open_binary",
+    "open_text",
+    "path",
+    "read_binary",
+    "read_text",
+)
+
+
 def _resources_overrides(importer: PackageImporter, real: ModuleType) -> dict[str, Any]:
     def files(anchor: Any = None) -> Any:
         """Return a Traversable for a packaged package, else defer to the host."""
-        from ._resources import package_files
-
-        if anchor is None:  # the caller's own package, as importlib.resources infers it
+        if anchor is None:
+            if sys.version_info < (3, 12):
+                return real.files()  # an anchor is required here, as on the host
+            # The caller's own module, as importlib.resources infers it since 3.12
+            # (it would see this function as the caller).
             caller = sys._getframe(1).f_globals
-            if caller.get("__loader__") is importer:
-                anchor = caller["__spec__"].name
-                if caller.get("__path__") is None:
-                    anchor = anchor.rpartition(".")[0] or anchor
-        if (
-            isinstance(anchor, ModuleType)
-            and getattr(anchor, "__loader__", None) is importer
-        ):
-            return package_files(importer, anchor.__spec__.name)  # type: ignore[union-attr]
-        if isinstance(anchor, str) and _owns(importer, anchor):
-            return package_files(importer, importer._mangler.demangle(anchor))
-        return real.files(anchor) if anchor is not None else real.files()
+            packaged = caller.get("__loader__") is importer
+            anchor = caller["__spec__"].name if packaged else caller["__name__"]
+        folder = _anchor_folder(importer, anchor)
+        if folder is not None:
+            from ._resources import package_files
 
-    return {"files": files}
+            return package_files(importer, folder)
+        return real.files(anchor)
+
+    overrides: dict[str, Any] = {"files": files}
+    for name in _LEGACY_RESOURCE_FUNCTIONS:
+        function = getattr(real, name, None)
+        if function is not None:
+            overrides[name] = _make_legacy(importer, function)
+    return overrides
+
+
+def _anchor_folder(importer: PackageImporter, anchor: object) -> str | None:
+    """Return the package folder a packaged ``files()`` anchor means, else None.
+
+    Raises:
+        TypeError: the anchor is a plain module and this Python (before 3.12) takes
+            packages only, as ``importlib.resources.files`` itself does.
+    """
+    if isinstance(anchor, ModuleType):
+        if getattr(anchor, "__loader__", None) is not importer:
+            return None
+        name: str = anchor.__spec__.name  # type: ignore[union-attr]
+    elif isinstance(anchor, str) and _owns(importer, anchor):
+        name = importer._mangler.demangle(anchor)
+    else:
+        return None
+    folder = _folder_of(importer, name)
+    if folder != name and sys.version_info < (3, 12):
+        raise TypeError(f"{name!r} is not a package")
+    return folder
+
+
+def _make_legacy(importer: PackageImporter, function: Any) -> Any:
+    """Wrap an old-style importlib.resources function to see packaged packages.
+
+    The host function resolves a string anchor by importing it from the host; given
+    the packaged module object instead, it reaches this importer's resource reader.
+    """
+
+    @functools.wraps(function)
+    def legacy(anchor: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(anchor, str) and _owns(importer, anchor):
+            name = importer._mangler.demangle(anchor)
+            if sys.version_info >= (3, 12):  # a plain module means its folder here
+                name = _folder_of(importer, name) or name
+            anchor = importer.import_module(name)
+        return function(anchor, *args, **kwargs)
+
+    return legacy

@@ -7,9 +7,10 @@ the opcodes. Objects that need more than plain pickle are rare, and only they co
 extra work:
 
 * storages (tensors, arrays) and objects with ``__reduce_package__`` need persistent
-  ids. Calling ``persistent_id`` costs a Python call for *every* object, so the first
-  pass runs without it and a second pass with it happens only when such an object
-  turned up.
+  ids (a NumPy array is reduced by its back end to a constructor call whose buffer
+  is a persistent id). Calling ``persistent_id`` costs a Python call for *every*
+  object, so the first pass runs without it and a second pass with it happens only
+  when such an object turned up.
 * a class or function loaded from a package (re-export) must be written under its
   unmangled name, which the C pickler cannot do by itself. Those globals are written
   once in a short prelude (``GLOBAL``, ``BINPUT``, ``POP``) and put in the pickler's
@@ -70,6 +71,10 @@ class _Pass:
         self.renames: dict[int, tuple[object, str, str]] = {}
         self.needs_persistent_ids = False
         self.handled = tuple(t for b in backends for t in b.handled_types())
+
+    def is_storage(self, obj: object) -> bool:
+        """Tell whether a back end saves *obj* (of a handled type) through storages."""
+        return any(backend.is_storage(obj) for backend in self.backends)
 
     def kind_of(self, cls: type) -> int:
         kind = self.kinds.get(cls)
@@ -134,10 +139,15 @@ class _Pickler(pickle.Pickler):
                     "only through a __reduce_package__ result"
                 )
             return NotImplemented
+        if kind == _STORAGE and not state.is_storage(obj):
+            return NotImplemented  # e.g. an array of Python objects: plain pickling
         if not self._final:
             state.needs_persistent_ids = True
             return (_placeholder, ())  # the final pass gives it a persistent id
-        return NotImplemented
+        return self._reduce_storage(obj) if kind == _STORAGE else NotImplemented
+
+    def _reduce_storage(self, obj: Any) -> Any:
+        return NotImplemented  # only the persistent pass has a sink
 
 
 class _PersistentPickler(_Pickler):
@@ -156,6 +166,15 @@ class _PersistentPickler(_Pickler):
         self._exporter = exporter
         # id(obj) -> (obj, persistent id); obj is held so its id stays unique.
         self._reduced: dict[int, tuple[object, tuple[Any, ...]]] = {}
+
+    def _reduce_storage(self, obj: Any) -> Any:
+        # A back end may rebuild the object itself (a NumPy array: its constructor
+        # with a persistent id as buffer); None lets it reduce itself (a tensor).
+        for backend in self._state.backends:
+            reduced = backend.reduce(obj, self._sink)
+            if reduced is not None:
+                return reduced
+        return NotImplemented
 
     def persistent_id(self, obj: Any) -> Any:
         state = self._state

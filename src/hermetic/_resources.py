@@ -82,8 +82,9 @@ class ArchiveTraversable(Traversable):
         data = io.BytesIO(self._importer.zip_reader.read(self._path))
         return data if mode == "rb" else io.TextIOWrapper(data, *args, **kwargs)
 
-    def read_text(self, encoding: str | None = None) -> str:
-        return self.read_bytes().decode(encoding or "utf-8")
+    def read_text(self, encoding: str | None = None, errors: str | None = None) -> str:
+        # importlib.resources.read_text passes errors= (Python 3.13), as to pathlib.
+        return self.read_bytes().decode(encoding or "utf-8", errors or "strict")
 
     def read_bytes(self) -> bytes:
         if not self.is_file():

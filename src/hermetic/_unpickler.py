@@ -63,6 +63,8 @@ class PackageUnpickler(pickle.Unpickler):
         try:
             target: Any = self._importer.import_module(module)
         except ModuleNotFoundError as exc:
+            if module.partition(".")[0] == "torch" and not _torch_importable():
+                return self._without_torch(module, name, exc)
             raise self._error(
                 f"needs module {module!r} (for {global_name}), which is neither in the "
                 f"package nor extern: {exc}",
@@ -82,6 +84,16 @@ class PackageUnpickler(pickle.Unpickler):
                 f"extern module {module!r} instead of mocking it"
             )
         return target
+
+    def _without_torch(self, module: str, name: str, exc: ImportError) -> Any:
+        """Stand in for a torch global when torch is missing: tensors load as arrays."""
+        from .storage import _numpy
+
+        global_name = f"{module}.{name}"
+        try:
+            return _numpy.torch_global(module, name)
+        except LookupError as missing:
+            raise self._error(str(missing), global_name) from exc
 
     def persistent_load(self, pid: Any) -> Any:
         if not isinstance(pid, tuple) or not pid:
@@ -125,6 +137,12 @@ class PackageUnpickler(pickle.Unpickler):
             record=self._record,
             global_name=global_name,
         )
+
+
+def _torch_importable() -> bool:
+    from .storage._numpy import is_torch_importable
+
+    return is_torch_importable()
 
 
 def _is_mocked(obj: Any) -> bool:

@@ -6,18 +6,32 @@ A pickle refers to raw bytes through a persistent id
 duties (save: turn an object into such an id and hand its bytes to a sink; load: turn
 an id back into a storage). Frameworks are imported inside the back ends only, and only
 when an object of theirs is met, so ``import hermetic`` never imports them.
+
+Back ends: ``_torch`` (torch storage classes as storage types) and ``_numpy`` (NumPy
+scalar types as storage types; it also loads torch-written tensors as arrays when
+torch is not importable).
 """
 
 from __future__ import annotations
 
+import mmap
 import sys
+import threading
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .._importer import PackageImporter
 
-__all__ = ["StorageSink", "load_storage", "saving_backends"]
+__all__ = [
+    "SavingBackend",
+    "StorageSink",
+    "archive_mmap",
+    "load_storage",
+    "saving_backends",
+]
+
+_mmap_lock = threading.Lock()
 
 
 class StorageSink(Protocol):
@@ -38,8 +52,25 @@ class SavingBackend(Protocol):
         """Types whose instances need persistent ids (storages, tensors, arrays)."""
         ...
 
+    def is_storage(self, obj: object) -> bool:
+        """Tell whether *obj*, of a handled type, is saved through storages.
+
+        The pickler's first pass asks this (it must not touch a sink); False lets
+        pickle save *obj* as usual, e.g. a NumPy array of Python objects.
+        """
+        ...
+
     def persistent_id(self, obj: object, sink: StorageSink) -> tuple[Any, ...] | None:
         """Return the persistent id for *obj*, or None when pickle handles it."""
+        ...
+
+    def reduce(self, obj: object, sink: StorageSink) -> tuple[Any, ...] | None:
+        """Return a reduce tuple for *obj* (queuing its bytes), or None.
+
+        None lets *obj* reduce itself (torch tensors do, and their storages then get
+        persistent ids); a NumPy array reduces to a call of ``numpy.ndarray`` whose
+        buffer argument pickles as a persistent id.
+        """
         ...
 
 
@@ -50,6 +81,10 @@ def saving_backends() -> list[SavingBackend]:
         from . import _torch
 
         backends.append(_torch.TorchBackend())
+    if "numpy" in sys.modules:
+        from . import _numpy
+
+        backends.append(_numpy.NumpyBackend())
     return backends
 
 
@@ -61,7 +96,16 @@ def load_storage(
     numel: int,
     map_location: Any,
 ) -> Any:
-    """Return the storage a persistent id names, placed as *map_location* says."""
+    """Return the storage a persistent id names, placed as *map_location* says.
+
+    A NumPy scalar type as *storage_type* gives a 1-D array of that type on the CPU
+    (*location* and *map_location* do not apply to arrays); anything else is a torch
+    storage class.
+    """
+    from . import _numpy
+
+    if _numpy.is_numpy_storage_type(storage_type):
+        return _numpy.load_storage(importer, storage_type, key, numel)
     from . import _torch
 
     if isinstance(location, bytes):
@@ -69,3 +113,22 @@ def load_storage(
     return _torch.load_storage(
         importer, storage_type, key, location, numel, map_location
     )
+
+
+def archive_mmap(importer: PackageImporter) -> mmap.mmap:
+    """Return the copy-on-write map of *importer*'s archive file, made once.
+
+    Every back end maps through this one map, so storages of all frameworks share
+    it. Writes to mapped memory stay private to this process: the file never
+    changes. Call only when ``importer.zip_reader.path`` is set.
+    """
+    with _mmap_lock:
+        mapped: mmap.mmap | None = importer.__dict__.get("_mmap")
+        if mapped is None:
+            reader = importer.zip_reader
+            if reader.path is None:
+                raise ValueError(f"archive {importer.filename!r} is not a file on disk")
+            with open(reader.path, "rb") as file:
+                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+            importer.__dict__["_mmap"] = mapped
+        return mapped

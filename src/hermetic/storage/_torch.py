@@ -8,12 +8,12 @@ shares a storage between all ``load_pickle`` calls of one importer.
 
 from __future__ import annotations
 
-import mmap
 import threading
 from typing import TYPE_CHECKING, Any
 
 from .._format import storage_record
 from ..errors import ArchiveFormatError, PickleLoadError
+from . import archive_mmap
 
 if TYPE_CHECKING:
     from .._importer import PackageImporter
@@ -35,6 +35,12 @@ class TorchBackend:
     def handled_types(self) -> tuple[type, ...]:
         torch = self._torch
         return (torch.Tensor, torch.storage.TypedStorage, torch.UntypedStorage)
+
+    def is_storage(self, obj: object) -> bool:
+        return isinstance(obj, self.handled_types())
+
+    def reduce(self, obj: object, sink: StorageSink) -> tuple[Any, ...] | None:
+        return None  # tensors reduce themselves; their storages get persistent ids
 
     def persistent_id(self, obj: object, sink: StorageSink) -> tuple[Any, ...] | None:
         torch = self._torch
@@ -115,11 +121,7 @@ def _map_or_read(importer: PackageImporter, torch: Any, record: str, size: int) 
     reader = importer.zip_reader
     span = reader.record_span(record)
     if span is not None and reader.path is not None:
-        mapped = importer.__dict__.get("_mmap")
-        if mapped is None:
-            with open(reader.path, "rb") as file:
-                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
-            importer.__dict__["_mmap"] = mapped
+        mapped = archive_mmap(importer)  # one map per importer, shared with NumPy
         offset, length = span
         tensor = torch.frombuffer(
             mapped, dtype=torch.uint8, count=length, offset=offset
