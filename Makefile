@@ -30,7 +30,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix src tests bench
 
 # The core suite (no torch) on every other Python that pyenv has here.
-test-all: test
+test-all:
 	@for v in $(OTHER_PYTHONS); do \
 	  interp=$$(command -v python$$v || true); \
 	  if [ -z "$$interp" ] && command -v pyenv >/dev/null; then \
