@@ -21,6 +21,8 @@ Both cases are found by the first pass, which never calls user hooks with side e
 
 from __future__ import annotations
 
+import collections
+import copyreg
 import io
 import pickle
 import struct
@@ -36,10 +38,19 @@ from .storage import SavingBackend, StorageSink
 __all__ = ["PickleResult", "pickle_object"]
 
 # How reducer_override treats objects of a given type, cached per type.
-_PLAIN, _GLOBAL, _STORAGE, _REDUCE_PACKAGE = range(4)
+_PLAIN, _GLOBAL, _STORAGE, _REDUCE_PACKAGE, _MAYBE_NAMED = range(5)
 _GLOBAL_TYPES = (
     types.FunctionType,
     types.BuiltinFunctionType,
+)
+# Types with their own reduce that never reduce to a name; skipped for speed.
+_NEVER_NAMED = (
+    set,
+    frozenset,
+    bytearray,
+    collections.OrderedDict,
+    collections.defaultdict,
+    collections.deque,
 )
 
 
@@ -89,12 +100,21 @@ class _Pass:
             return _STORAGE
         if hasattr(cls, "__reduce_package__"):
             return _REDUCE_PACKAGE
+        if _may_reduce_to_name(cls):
+            return _MAYBE_NAMED
         return _PLAIN
 
-    def record_global(self, obj: Any) -> bool:
-        """Record the global *obj* will be written as; True if it must be renamed."""
+    def record_global(self, obj: Any, reduced_name: str | None = None) -> bool:
+        """Record the global *obj* will be written as; True if it must be renamed.
+
+        *reduced_name* is the name an object's reduce gave instead of a tuple.
+        """
         module = getattr(obj, "__module__", None)
-        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        name = reduced_name or (
+            getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        )
+        if reduced_name is not None and not isinstance(module, str):
+            module = pickle.whichmodule(obj, reduced_name)  # type: ignore[attr-defined]
         fast = (
             self.importer is sys_importer
             and isinstance(module, str)
@@ -105,7 +125,7 @@ class _Pass:
             self.globals[(module, name)] = None  # type: ignore[index]
             return False
         try:
-            module_name, qualname = self.importer.get_name(obj)
+            module_name, qualname = self.importer.get_name(obj, reduced_name)
         except (ObjNotFoundError, ObjMismatchError) as exc:
             raise pickle.PicklingError(f"Can't pickle {obj!r}: {exc}") from exc
         self.globals[(module_name, qualname)] = None
@@ -122,16 +142,25 @@ class _Pickler(pickle.Pickler):
         super().__init__(file, protocol)
         self._state = state
         self._final = final
+        self._protocol = protocol
 
     def reducer_override(self, obj: Any, /) -> Any:
         state = self._state
         kind = state.kind_of(type(obj))
         if kind == _PLAIN:
             return NotImplemented
+        reduced_name = None
+        if kind == _MAYBE_NAMED:
+            # e.g. torch.float32 reduces to "float32": pickle writes it as a global
+            # without asking reducer_override again, so it is recorded here.
+            reduced_name = _reduced_name(obj, self._protocol)
+            if reduced_name is None:
+                return NotImplemented
+            kind = _GLOBAL
         if kind == _GLOBAL:
             if obj is _placeholder:
                 return NotImplemented  # not a global of the pickle: never recorded
-            if state.record_global(obj) and not self._final:
+            if state.record_global(obj, reduced_name) and not self._final:
                 return (_placeholder, ())  # the real pass reads it from the memo
             if self._final and id(obj) in state.renames:
                 raise pickle.PicklingError(
@@ -198,6 +227,27 @@ class _PersistentPickler(_Pickler):
         pid = ("reduce_package", len(self._reduced), loader, tuple(args))
         self._reduced[id(obj)] = (obj, pid)
         return pid
+
+
+def _may_reduce_to_name(cls: type) -> bool:
+    """Tell whether instances of *cls* may reduce to a global name (a string)."""
+    if issubclass(cls, _NEVER_NAMED):
+        return False
+    return (
+        cls in copyreg.dispatch_table
+        or getattr(cls, "__reduce__", None) is not object.__reduce__
+        or getattr(cls, "__reduce_ex__", None) is not object.__reduce_ex__
+    )
+
+
+def _reduced_name(obj: Any, protocol: int) -> str | None:
+    """Return the name *obj* reduces to, or None when it reduces to a tuple."""
+    reduce = copyreg.dispatch_table.get(type(obj))
+    try:
+        value = reduce(obj) if reduce is not None else obj.__reduce_ex__(protocol)
+    except Exception:  # pickle itself reports an object that refuses to reduce
+        return None
+    return value if isinstance(value, str) else None
 
 
 def pickle_object(
