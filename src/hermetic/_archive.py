@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import mmap
 import operator
 import os
 import re
@@ -740,6 +741,8 @@ class ArchiveReader:
         self._zip: zipfile.ZipFile | None = None
         self._file: BinaryIO | None = None
         self._own_file = False
+        self._mapping: mmap.mmap | None = None
+        self._map_lock = threading.Lock()
         self._root = ""
         self._size = 0
         self._infos: dict[str, zipfile.ZipInfo] = {}
@@ -841,6 +844,23 @@ class ArchiveReader:
         if self._own_file and self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()
+
+    def mapping(self) -> mmap.mmap | None:
+        """Return a copy-on-write memory map of the open archive file, made once.
+
+        It maps the file this reader opened (not whatever is at its path now), so
+        record spans stay valid even if the path is later replaced. Writes to the
+        map stay private to the process. None for file objects and folders.
+        """
+        if self._file is None or not self._own_file:
+            return None
+        with self._map_lock:
+            if self._mapping is None:
+                with _translated(self.name, "cannot map the archive"):
+                    self._mapping = mmap.mmap(
+                        self._file.fileno(), 0, access=mmap.ACCESS_COPY
+                    )
+            return self._mapping
 
     def record_names(self) -> list[str]:
         """Return the record names in central-directory order (sorted for a folder)."""

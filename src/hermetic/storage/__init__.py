@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import mmap
 import sys
-import threading
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,8 +29,6 @@ __all__ = [
     "load_storage",
     "saving_backends",
 ]
-
-_mmap_lock = threading.Lock()
 
 
 class StorageSink(Protocol):
@@ -122,13 +119,7 @@ def archive_mmap(importer: PackageImporter) -> mmap.mmap:
     it. Writes to mapped memory stay private to this process: the file never
     changes. Call only when ``importer.zip_reader.path`` is set.
     """
-    with _mmap_lock:
-        mapped: mmap.mmap | None = importer.__dict__.get("_mmap")
-        if mapped is None:
-            reader = importer.zip_reader
-            if reader.path is None:
-                raise ValueError(f"archive {importer.filename!r} is not a file on disk")
-            with open(reader.path, "rb") as file:
-                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
-            importer.__dict__["_mmap"] = mapped
-        return mapped
+    mapped = importer.zip_reader.mapping()
+    if mapped is None:
+        raise ValueError(f"archive {importer.filename!r} is not a file on disk")
+    return mapped
