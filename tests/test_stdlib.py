@@ -23,7 +23,7 @@ CASES = [
     ("torch", False, True),
     ("torch.nn.functional", False, True),
     ("torchvision", False, False),
-    ("numpy", False, False),
+    ("numpy", False, True),  # not stdlib, but implicit like torch
     ("mypkg.os", False, False),
     ("", False, False),
     (".os", False, False),

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["DISALLOWED_IMPLICIT", "is_implicit_extern", "is_stdlib_module"]
+__all__ = [
+    "DISALLOWED_IMPLICIT",
+    "IMPLICIT_FRAMEWORKS",
+    "is_implicit_extern",
+    "is_stdlib_module",
+]
 
 #: Stdlib modules that need an explicit ``extern``, exactly as in torch.package.
 DISALLOWED_IMPLICIT = frozenset({"sys", "io"})
+#: Frameworks whose C extensions cannot be interned, so they are always the host's.
+#: torch.package externs ``torch`` like this; hermetic also externs ``numpy``, whose
+#: arrays it stores as storage records (torch.package makes users extern it by hand).
+IMPLICIT_FRAMEWORKS = frozenset({"torch", "numpy"})
 
 
 def _top_level(name: str) -> str:
@@ -40,8 +49,10 @@ def is_implicit_extern(name: str) -> bool:
     (False, False)
     >>> is_implicit_extern("torchvision"), is_implicit_extern("")
     (False, False)
+    >>> is_implicit_extern("numpy.linalg")
+    True
     """
     top = _top_level(name)
-    if top == "torch":
+    if top in IMPLICIT_FRAMEWORKS:
         return True
     return top in sys.stdlib_module_names and top not in DISALLOWED_IMPLICIT
