@@ -3,10 +3,11 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 # Core-only interpreters for `make test-all` (torch ships a wheel for 3.11 only here).
 OTHER_PYTHONS ?= 3.10 3.12 3.13
 
-.PHONY: demo test test-core test-all lint format clean
+.PHONY: demo test test-core test-all lint format bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Side-by-side speed and memory against torch.package, torch.save/load, safetensors and
+# C pickle (issue 6). `bench` regenerates bench/RESULTS.md; `bench-quick` only prints.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) bench/run.py --out bench/RESULTS.md
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) bench/run.py --quick
+
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench
 	$(PY) -m ruff format --check src tests bench
@@ -29,10 +42,12 @@ format: $(STAMP)
 	$(PY) -m ruff format src tests bench
 	$(PY) -m ruff check --fix src tests bench
 
-# The core suite (no torch) on every other Python that pyenv has here.
+# The core suite (no torch) on every other Python that pyenv has here. A pyenv shim
+# such as python3.10 exists for every installed version but runs only enabled ones.
 test-all:
 	@for v in $(OTHER_PYTHONS); do \
 	  interp=$$(command -v python$$v || true); \
+	  if [ -n "$$interp" ] && ! "$$interp" -c '' 2>/dev/null; then interp=; fi; \
 	  if [ -z "$$interp" ] && command -v pyenv >/dev/null; then \
 	    full=$$(pyenv versions --bare | grep -E "^$$v(\.|$$)" | tail -1); \
 	    [ -n "$$full" ] && interp="$$(pyenv root)/versions/$$full/bin/python"; \
