@@ -54,6 +54,10 @@ _NEVER_NAMED = (
 )
 
 
+#: A pseudo module name marking, in the first pass's globals, a storage placeholder.
+_SPECIAL_MARK = "\0storage"
+
+
 def _placeholder() -> None:
     """Written by the first pass instead of an object only the final pass can write."""
 
@@ -172,6 +176,8 @@ class _Pickler(pickle.Pickler):
             return NotImplemented  # e.g. an array of Python objects: plain pickling
         if not self._final:
             state.needs_persistent_ids = True
+            # Mark where this object's own globals will appear in the final pass.
+            state.globals[(_SPECIAL_MARK, str(len(state.globals)))] = None
             return (_placeholder, ())  # the final pass gives it a persistent id
         return self._reduce_storage(obj) if kind == _STORAGE else NotImplemented
 
@@ -265,11 +271,10 @@ def pickle_object(
     _Pickler(first, protocol, state, final=False).dump(obj)
     if not state.renames and not state.needs_persistent_ids:
         return PickleResult(first.getvalue(), list(state.globals))
+    first_order = list(state.globals)
+    state.globals = {}
     out = io.BytesIO()
     memo = _write_prelude(out, protocol, state.renames.values())
-    # The final pass names the globals in the order the pickle holds them (the first
-    # one saw placeholders instead of storages): the prelude's first, then the body's.
-    state.globals = {(module, name): None for _, module, name in state.renames.values()}
     pickler: _Pickler
     if state.needs_persistent_ids:
         pickler = _PersistentPickler(out, protocol, state, sink, exporter)
@@ -278,7 +283,37 @@ def pickle_object(
     if memo:
         pickler.memo = memo
     pickler.dump(obj)
-    return PickleResult(out.getvalue(), list(state.globals))
+    renamed = {(module, name) for _, module, name in state.renames.values()}
+    order = _merge_order(first_order, list(state.globals), renamed)
+    return PickleResult(out.getvalue(), order)
+
+
+def _merge_order(
+    first: list[tuple[str, str]], final: list[tuple[str, str]], renamed: set[object]
+) -> list[tuple[str, str]]:
+    """Order the globals as the pickle body first uses them.
+
+    The final pass does not see renamed globals (they come from the memo) and the
+    first pass did not see the globals of storages (it wrote placeholders), so each
+    renamed global is put back before the first global the first pass saw after it.
+    """
+    position = {name: index for index, name in enumerate(first)}
+    pending = [name for name in first if name in renamed]
+    marks = [index for index, name in enumerate(first) if name[0] == _SPECIAL_MARK]
+    merged: list[tuple[str, str]] = []
+    cursor = -1
+    for name in final:
+        index = position.get(name)
+        if index is None:  # from inside a storage object: placed at its mark
+            index = next((mark for mark in marks if mark > cursor), len(first))
+        else:
+            cursor = index
+        while pending and position[pending[0]] < index:
+            merged.append(pending.pop(0))
+        if name not in renamed:
+            merged.append(name)
+    merged.extend(pending)
+    return list(dict.fromkeys(merged))
 
 
 def _write_prelude(

@@ -508,12 +508,6 @@ def test_reexport_gives_the_same_archive_contents(tppapp, tmp_path):
 
 
 @TORCH_WARNS
-@pytest.mark.xfail(
-    strict=True,
-    reason="hermetic's pickler writes re-exported globals in a prelude "
-    "(src/hermetic/_pickler.py), so their modules come first in the graph and in "
-    ".data/extern_modules; torch keeps the order of first use in the pickle body",
-)
 def test_reexport_keeps_torchs_module_order(tppapp, tmp_path):
     """The re-exported archive lists extern modules in the same order as torch's."""
     (their_path, their_graph), (our_path, our_graph) = (
