@@ -4,15 +4,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+DOCS_STAMP  := $(VENV)/.installed-docs
 # Core-only interpreters for `make test-all` (torch ships a wheel for 3.11 only here).
 OTHER_PYTHONS ?= 3.10 3.12 3.13
 
-.PHONY: demo test test-core test-all lint format bench bench-quick clean
+.PHONY: demo test test-core test-all lint format bench bench-quick docs fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,torch,numpy]'
+	$(PY) -m pip install -q -e '.[dev,torch,numpy,rich,crypto]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# A long fuzz campaign of the archive reader, scan and safe loading (tests/security).
+FUZZ_MINUTES ?= 30
+fuzz: $(STAMP)
+	$(PY) tests/security/fuzz_campaign.py --minutes $(FUZZ_MINUTES)
 
 # Side-by-side speed and memory against torch.package, torch.save/load, safetensors and
 # C pickle (issue 6). `bench` regenerates bench/RESULTS.md; `bench-quick` only prints.
@@ -32,6 +38,17 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) bench/run.py --quick
+
+# The documentation site (mkdocs-material) in site/, warnings as errors. The CLI
+# reference and the terminal captures are generated first, from the code.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) docs/gen_cli.py
+	$(PY) docs/gen_capture.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench
@@ -64,4 +81,4 @@ test-core:
 	$(VENV)/bin/python -m pytest -q -m 'not torch'
 
 clean:
-	rm -rf .venv .venv-* build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-* build dist site .pytest_cache .mypy_cache .ruff_cache

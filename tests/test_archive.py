@@ -542,8 +542,10 @@ def test_record_span_checks_header_and_bounds(tmp_path):
     raw = bytearray(path.read_bytes())
     entries = central_entries(bytes(raw))
     raw[0:4] = b"XXXX"
-    b_central = entries[1][1]
-    struct.pack_into("<II", raw, b_central + 20, 0x7FFFFFFF, 0x7FFFFFFF)
+    # A local extra length that lies moves b's data past the end of the file; sizes
+    # that lie in the central directory are refused when the archive is opened.
+    b_local = entries[1][2][16]
+    struct.pack_into("<H", raw, b_local + 28, 0xFFFF)
     path.write_bytes(raw)
     with ArchiveReader(path) as reader:
         with pytest.raises(ArchiveError, match="record 'a': local file header"):

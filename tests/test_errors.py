@@ -537,6 +537,13 @@ ERROR_SAMPLES = {
     "MissingDependencyError": lambda: MissingDependencyError(
         "torch", "torch", "loading tensors"
     ),
+    "IntegrityError": lambda: hermetic.IntegrityError(
+        "changed", archive="p.pt", record="p/x.pkl"
+    ),
+    "SignatureError": lambda: hermetic.SignatureError("wrong key", archive="p.pt"),
+    "UnsafeContentError": lambda: hermetic.UnsafeContentError(
+        "refused", archive="p.pt", record="p/x.pkl", global_name="os.system"
+    ),
 }
 
 

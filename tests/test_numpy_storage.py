@@ -325,8 +325,8 @@ def test_a_record_of_the_wrong_size_raises_archive_format_error(archive, tmp_pat
     _round_trip(archive, np.arange(4, dtype="<i4"))
     broken = tmp_path / "broken.pt"
     _rewrite(archive, broken, replace={"package/.data/0.storage": b"\0" * 12})
-    with pytest.raises(ArchiveFormatError) as info:
-        PackageImporter(broken).load_pickle("data", "arrays.pkl")
+    with pytest.raises(ArchiveFormatError) as info:  # altered: skip the manifest
+        PackageImporter(broken, verify=False).load_pickle("data", "arrays.pkl")
     assert info.value.record == ".data/0.storage"
     assert "holds 12 bytes" in str(info.value)
     assert "16 elements of uint8" in str(info.value)
@@ -526,7 +526,7 @@ def test_numpy_only_process_loads_a_hermetic_archive_of_arrays(archive, tmp_path
 LOAD_ERROR = """
 from hermetic import PackageImporter, PickleLoadError
 try:
-    PackageImporter({archive!r}).load_pickle("data", {resource!r})
+    PackageImporter({archive!r}, verify=False).load_pickle("data", {resource!r})
 except PickleLoadError as exc:
     print(exc.record)
     print(exc.global_name)

@@ -145,6 +145,8 @@ def test_file_structure_draws_folders_first_then_files(tree_importer):
         """\
         ─── <binary>
             ├── .data
+            │   ├── hermetic
+            │   │   └── manifest.json
             │   ├── extern_modules
             │   ├── python_version
             │   ├── serialization_id

@@ -17,6 +17,7 @@ PUBLIC = [
     "HermeticError",
     "ImportFromPackageError",
     "Importer",
+    "IntegrityError",
     "ObjMismatchError",
     "ObjNotFoundError",
     "OrderedImporter",
@@ -25,9 +26,16 @@ PUBLIC = [
     "PackagingError",
     "PickleLoadError",
     "PickleSaveError",
+    "Report",
+    "SignatureError",
+    "UnsafeContentError",
     "__version__",
     "is_from_package",
+    "scan",
+    "sign",
     "sys_importer",
+    "verify",
+    "verify_archive",
 ]
 
 # torch.package's public submodules and the names code imports from them.

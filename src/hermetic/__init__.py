@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from ._exporter import PackageExporter
 from ._importer import PackageImporter
+from ._integrity import verify_archive
 from ._patterns import GlobGroup
+from ._signing import sign, verify
 from .analyze import is_from_package
 from .errors import (
     ArchiveError,
@@ -16,14 +18,18 @@ from .errors import (
     EmptyMatchError,
     HermeticError,
     ImportFromPackageError,
+    IntegrityError,
     ObjMismatchError,
     ObjNotFoundError,
     PackagingError,
     PickleLoadError,
     PickleSaveError,
+    SignatureError,
+    UnsafeContentError,
 )
 from .file_structure_representation import Directory
 from .importer import Importer, OrderedImporter, sys_importer
+from .scan import Report, scan
 
 __version__ = "0.1.0"
 
@@ -36,6 +42,7 @@ __all__ = [
     "HermeticError",
     "ImportFromPackageError",
     "Importer",
+    "IntegrityError",
     "ObjMismatchError",
     "ObjNotFoundError",
     "OrderedImporter",
@@ -44,7 +51,14 @@ __all__ = [
     "PackagingError",
     "PickleLoadError",
     "PickleSaveError",
+    "Report",
+    "SignatureError",
+    "UnsafeContentError",
     "__version__",
     "is_from_package",
+    "scan",
+    "sign",
     "sys_importer",
+    "verify",
+    "verify_archive",
 ]

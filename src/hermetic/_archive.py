@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import mmap
 import operator
 import os
@@ -27,7 +28,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from ._format import (
     ALIGNMENT,
@@ -35,13 +36,18 @@ from ._format import (
     BYTEORDER_RECORD,
     FORMAT_VERSION,
     LEGACY_VERSION_RECORD,
+    MANIFEST_RECORD,
     MAX_READ_VERSION,
     MIN_READ_VERSION,
     SERIALIZATION_ID_RECORD,
     VERSION_RECORD,
     archive_name_for_path,
 )
+from ._manifest import EXEMPT_RECORDS, Digest, encode_manifest
 from .errors import ArchiveError, ArchiveFormatError, HermeticError
+
+if TYPE_CHECKING:
+    from .progress import Progress
 
 __all__ = ["ArchiveReader", "ArchiveWriter"]
 
@@ -61,6 +67,10 @@ _ZIP64_MADE_BY = 0x031E
 _ZIP64_NEEDED = 45
 _SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 _MAX_VERSION_RECORD_SIZE = 32
+#: Deflate cannot expand data much more than 1032 to 1; a record that declares more
+#: lies about its size (a ZIP bomb's header, or corruption).
+_MAX_DEFLATE_RATIO = 1032
+_DEFLATE_SLACK = 1024
 #: os.pread may return less than asked for; this keeps each call well below 2 GiB.
 _PREAD_CHUNK = 1 << 30
 
@@ -390,8 +400,18 @@ class ArchiveWriter:
     name: str
     archive_name: str
 
-    def __init__(self, target: str | os.PathLike[str] | BinaryIO) -> None:
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | BinaryIO,
+        *,
+        manifest: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._progress = progress  # told of every byte written (hermetic.progress)
+        # With a manifest, each record's SHA-256 is taken while it is written.
+        self._manifest = manifest
+        self._digests: dict[str, str] = {}
         self._offset = 0
         self._closed = False
         self._broken = False
@@ -405,6 +425,8 @@ class ArchiveWriter:
             self._output = _StreamOutput(target)
             self.name = _BINARY_NAME
             self.archive_name = BUFFER_ARCHIVE_NAME
+        if progress is not None:
+            progress.start(f"writing {self.name}", None)
 
     @staticmethod
     def _archive_name_for(path: str) -> str:
@@ -518,15 +540,20 @@ class ArchiveWriter:
         extra = _local_extra(entry.offset, len(entry.encoded_name), entry.size)
         self._emit(memoryview(_local_header(entry, extra)), name)
         crc = total = 0
+        digest = hashlib.sha256() if self._manifest else None
         for view in views:
             total += view.nbytes
             if total > entry.size:
                 raise self._size_error(name, entry.size, f"more than {entry.size}")
             crc = zlib.crc32(view, crc)
+            if digest is not None:
+                digest.update(view)
             self._emit(view, name)
         if total != entry.size:
             raise self._size_error(name, entry.size, str(total))
         entry = entry._replace(crc=crc)
+        if digest is not None:
+            self._digests[name] = digest.hexdigest()
         if entry.size:
             self._emit(memoryview(_data_descriptor(entry)), name)
         return entry
@@ -544,6 +571,8 @@ class ArchiveWriter:
         with _translated(self.name, "cannot write to the archive", record=record):
             self._output.write(data)
         self._offset += data.nbytes
+        if self._progress is not None:
+            self._progress.advance(data.nbytes)
 
     def close(self) -> None:
         """Write the trailing records and the central directory, then publish the file.
@@ -555,6 +584,7 @@ class ArchiveWriter:
         try:
             self._check_writable()
             self._write_trailer_records()
+            self._write_manifest()
             self._write_central_directory()
             with _translated(self.name, "cannot finish the archive"):
                 self._output.finish()
@@ -562,6 +592,8 @@ class ArchiveWriter:
             self.abort()
             raise
         self._closed = True
+        if self._progress is not None:
+            self._progress.stop()
 
     def _write_trailer_records(self) -> None:
         """Write the version, byte order and serialization id records if missing."""
@@ -572,6 +604,21 @@ class ArchiveWriter:
         if SERIALIZATION_ID_RECORD not in self._entries:
             ident = _serialization_id(self._entries.values())
             self.write_record(SERIALIZATION_ID_RECORD, ident)
+
+    def _write_manifest(self) -> None:
+        """Write the manifest of every record so far, if this writer keeps one.
+
+        It comes after the trailer records, so it covers them too; only the manifest
+        itself and a signature added later are not listed.
+        """
+        if not self._manifest or MANIFEST_RECORD in self._entries:
+            return
+        records = [
+            (name, Digest(entry.size, self._digests[name]))
+            for name, entry in self._entries.items()
+            if name not in EXEMPT_RECORDS
+        ]
+        self.write_record(MANIFEST_RECORD, encode_manifest(records))
 
     def _write_central_directory(self) -> None:
         """Write the central directory and the end records after the last record."""
@@ -588,6 +635,8 @@ class ArchiveWriter:
             return
         self._closed = True
         self._output.discard()
+        if self._progress is not None:
+            self._progress.stop()
 
 
 def _archive_prefix(first: str, archive: str) -> str:
@@ -660,6 +709,67 @@ def _index_entries(
         _check_entry(info, name, archive)
         index[name] = info
     return prefix, index
+
+
+def _check_layout(
+    infos: list[zipfile.ZipInfo], central_offset: int, archive: str
+) -> dict[int, int]:
+    """Refuse entries that overlap, lie about their sizes, or follow foreign bytes.
+
+    Checked from the central directory alone: each entry's local header, name and
+    data must end before the next entry starts, and the last before the central
+    directory, so no byte belongs to two records (the "quoted overlap" ZIP bomb).
+    Returns where each entry's bytes must end, by local header offset.
+    """
+    ordered = sorted(infos, key=operator.attrgetter("header_offset"))
+    position = 0
+    previous = "the start of the file"
+    for index, info in enumerate(ordered):
+        name = info.orig_filename
+        _check_sizes(info, archive)
+        if index == 0 and info.header_offset > 0:
+            raise ArchiveFormatError(
+                f"{info.header_offset} bytes precede the first record (a file that is "
+                "also something else, e.g. a pickle with a ZIP appended)",
+                archive=archive,
+            )
+        if info.header_offset < position:
+            raise ArchiveFormatError(
+                f"the record overlaps {previous} (overlapping records are how "
+                "ZIP bombs reuse data)",
+                archive=archive,
+                record=name,
+            )
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+        name_size = len(name.encode(encoding, "surrogateescape"))
+        position = info.header_offset + _LOCAL.size + name_size + info.compress_size
+        previous = f"record {name!r}"
+    if position > central_offset:
+        raise ArchiveFormatError(
+            f"{previous} runs into the central directory", archive=archive
+        )
+    starts = [info.header_offset for info in ordered] + [central_offset]
+    return dict(itertools.pairwise(starts))
+
+
+def _check_sizes(info: zipfile.ZipInfo, archive: str) -> None:
+    """Refuse an entry whose declared sizes cannot both be true."""
+    stored = info.compress_type == zipfile.ZIP_STORED
+    if stored and info.compress_size != info.file_size:
+        raise ArchiveFormatError(
+            f"stored record declares {info.file_size} bytes but holds "
+            f"{info.compress_size}",
+            archive=archive,
+            record=info.orig_filename,
+        )
+    limit = _MAX_DEFLATE_RATIO * info.compress_size + _DEFLATE_SLACK
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > limit:
+        raise ArchiveFormatError(
+            f"record declares {info.file_size} bytes from {info.compress_size} "
+            "compressed bytes, more than deflate can produce (a ZIP bomb's header?)",
+            archive=archive,
+            record=info.orig_filename,
+        )
 
 
 def _parse_version(raw: bytes, archive: str, record: str) -> int:
@@ -742,10 +852,12 @@ class ArchiveReader:
         self._file: BinaryIO | None = None
         self._own_file = False
         self._mapping: mmap.mmap | None = None
+        self._checked: set[str] = set()  # records whose span check_record passed
         self._map_lock = threading.Lock()
         self._root = ""
         self._size = 0
         self._infos: dict[str, zipfile.ZipInfo] = {}
+        self._limits: dict[int, int] = {}
         self._names: list[str] = []
         self._name_set: frozenset[str] = frozenset()
         self.path = None
@@ -803,6 +915,7 @@ class ArchiveReader:
             self._zip = zipfile.ZipFile(file)
             infos = self._zip.infolist()
         self.archive_name, self._infos = _index_entries(infos, self.name)
+        self._limits = _check_layout(infos, self._zip.start_dir, self.name)
         self._names = list(self._infos)
 
     def _read_version(self) -> int:
@@ -879,30 +992,127 @@ class ArchiveReader:
                 return os.stat(self._directory_path(name)).st_size
         return self._info(name).file_size
 
-    def read(self, name: str) -> bytes:
-        """Return the bytes of record *name*, checking its CRC-32 for ZIP archives."""
+    #: Called with a record's name and its bytes (in pieces) before :meth:`read` or
+    #: :meth:`record_span` hands them out; it raises to refuse them. Set by the
+    #: importer when the archive has a manifest (see :mod:`hermetic._integrity`).
+    check_record: Callable[[str, Iterable[bytes | memoryview]], None] | None = None
+    #: Whether :meth:`record_span` checks the bytes it points at too. Hashing a
+    #: mapped storage reads every byte of it, which zero-copy loading exists to avoid,
+    #: so the importer turns this on only for ``verify="all"``.
+    check_spans: bool = True
+
+    def record_info(self, name: str) -> zipfile.ZipInfo | None:
+        """Return the ZIP entry of record *name* (None in an unzipped package)."""
         self._check_open()
         if self.is_directory:
-            path = self._directory_path(name)
-            with _translated(self.name, "cannot read record", record=name):
-                return _read_file(path)
-        info = self._info(name)
-        span = self.record_span(name)
-        if span is None:
-            with self._lock, _translated(self.name, "cannot read record", record=name):
-                return self._opened_zip().read(info)
-        data = self._pread(*span, name)
-        if zlib.crc32(data) != info.CRC:
+            self._directory_path(name)
+            return None
+        return self._info(name)
+
+    def read(self, name: str, *, max_size: int | None = None) -> bytes:
+        """Return the bytes of record *name*, checking its CRC-32 for ZIP archives.
+
+        With *max_size*, a larger record raises ArchiveFormatError unread.
+        """
+        self._check_open()
+        if max_size is not None and self.record_size(name) > max_size:
+            raise ArchiveFormatError(
+                f"record is {self.record_size(name)} bytes, more than the {max_size} "
+                "such a record may have",
+                archive=self.name,
+                record=name,
+            )
+        data, crc = self._read_unchecked(name)
+        if self.check_record is not None:
+            # Before the CRC: a manifest says which record changed, and how.
+            self.check_record(name, (data,))
+        if crc is not None and zlib.crc32(data) != crc:
             raise ArchiveError(
                 "CRC-32 mismatch: the record is corrupt", archive=self.name, record=name
             )
         return data
 
+    def read_prefix(self, name: str, size: int) -> bytes:
+        """Return at most the first *size* bytes of record *name* (no CRC check)."""
+        self._check_open()
+        if self.is_directory:
+            path = self._directory_path(name)
+            with (
+                _translated(self.name, "cannot read record", record=name),
+                open(path, "rb") as file,
+            ):
+                return file.read(size)
+        info = self._info(name)
+        span = self.record_span(name)
+        if span is not None:
+            return self._pread(span[0], min(size, span[1]), name)
+        with (
+            self._lock,
+            _translated(self.name, "cannot read record", record=name),
+            self._opened_zip().open(info) as stream,
+        ):
+            return stream.read(size)
+
     def record_span(self, name: str) -> tuple[int, int] | None:
         """Return (offset, size) of record *name*'s bytes in :attr:`path` if stored.
 
-        Only stored records of a ZIP on disk have a span; others return None.
+        Only stored records of a ZIP on disk have a span; others return None. With
+        :attr:`check_record` set, the bytes are checked the first time, since the
+        caller will map them rather than read them.
         """
+        span = self._span(name)
+        check = self.check_record if self.check_spans else None
+        if span is not None and check is not None and name not in self._checked:
+            check(name, self._pieces(*span, name))
+            self._checked.add(name)
+        return span
+
+    def _read_unchecked(self, name: str) -> tuple[bytes, int | None]:
+        """Return record *name*'s bytes and the CRC-32 they should have (None: done).
+
+        Only bytes read straight from the file still need their CRC compared.
+        """
+        if self.is_directory:
+            path = self._directory_path(name)
+            with _translated(self.name, "cannot read record", record=name):
+                return _read_file(path), None
+        info = self._info(name)
+        span = self._span(name)
+        if span is None:
+            with self._lock, _translated(self.name, "cannot read record", record=name):
+                return self._opened_zip().read(info), None
+        return self._pread(*span, name), info.CRC
+
+    def record_pieces(self, name: str) -> Iterator[bytes | memoryview]:
+        """Yield the bytes of record *name* in pieces of at most 16 MiB, unchecked.
+
+        Neither the CRC nor :attr:`check_record` is consulted: this is for callers
+        that hash the bytes themselves. Stored records of a ZIP on disk come
+        straight from the file's map, so a large record is never copied whole.
+        """
+        span = self._span(name)
+        if span is None:
+            yield self._read_unchecked(name)[0]
+            return
+        yield from self._pieces(*span, name)
+
+    def _pieces(self, offset: int, size: int, name: str) -> Iterator[memoryview]:
+        """Yield the bytes at *offset* in pieces, from the map when there is one."""
+        mapped = self.mapping()
+        step = 16 << 20
+        for start in range(offset, offset + size, step):
+            length = min(step, offset + size - start)
+            if mapped is None:
+                yield memoryview(self._pread(start, length, name))
+                continue
+            piece = memoryview(mapped)[start : start + length]
+            try:
+                yield piece
+            finally:
+                piece.release()  # an exported view would keep the map from closing
+
+    def _span(self, name: str) -> tuple[int, int] | None:
+        """Return the span of record *name*, as :meth:`record_span` does, unchecked."""
         self._check_open()
         if self.is_directory:
             self._directory_path(name)
@@ -921,6 +1131,12 @@ class ArchiveReader:
         if start + info.file_size > self._size:
             raise ArchiveError(
                 "record data runs past the end of the file",
+                archive=self.name,
+                record=name,
+            )
+        if start + info.file_size > self._limits.get(info.header_offset, self._size):
+            raise ArchiveFormatError(
+                "record data runs into the next record (its local header lies)",
                 archive=self.name,
                 record=name,
             )

@@ -41,6 +41,7 @@ from ._report import PackagingErrorReason, format_report
 from ._stdlib import is_implicit_extern
 from .errors import EmptyMatchError, PackagingError, PickleSaveError
 from .importer import Importer, OrderedImporter, sys_importer
+from .progress import Progress, as_progress
 from .storage import saving_backends
 
 __all__ = ["PackageExporter", "PackagingErrorReason"]
@@ -83,6 +84,11 @@ class PackageExporter:
             sequence of them, tried in order.
         debug: add the dependency chain that pulled in each broken module to
             :class:`PackagingError`.
+        progress: report bytes written: ``True`` for a bar on standard error (needs
+            ``hermetic[rich]``), or a :class:`hermetic.progress.Progress`.
+        manifest: write ``.data/hermetic/manifest.json``, the SHA-256 of every
+            record, which importers check. Hashing costs about a second per GiB of
+            tensors; ``False`` skips it (the archive then loads unverified).
 
     Example:
         >>> with PackageExporter("model.pt") as exporter:  # doctest: +SKIP
@@ -95,17 +101,25 @@ class PackageExporter:
         f: str | os.PathLike[str] | BinaryIO,
         importer: Importer | Sequence[Importer] = sys_importer,
         debug: bool = False,
+        *,
+        progress: Progress | bool | None = None,
+        manifest: bool = True,
     ) -> None:
         self.importer = _as_importer(importer)
         self.debug = debug
-        self.zip_file = ArchiveWriter(f)
+        # The manifest (SHA-256 of every record) is written last by the writer.
+        self.zip_file = ArchiveWriter(
+            f, manifest=manifest, progress=as_progress(progress)
+        )
         self.buffer = None if isinstance(f, (str, os.PathLike)) else f
         self.dependency_graph = DiGraph()
         self.patterns: dict[GlobGroup, _Pattern] = {}
         self._pattern_order: list[_Pattern] = []
         self._hooks: dict[_Action, dict[int, ActionHook]] = {a: {} for a in _Action}
         self._storage_keys: dict[Hashable, int] = {}
+        self._storage_key_end = 0  # every storage key in use is below this
         self._storage_owners: list[object] = []
+        self._script_modules: Any = None  # a ScriptModuleWriter once one is saved
         self._unique_id = 0
         self._unresolved: dict[str, list[str]] = {}
         self._closed = False
@@ -280,6 +294,23 @@ class PackageExporter:
             value = self._unique_id
             self._unique_id += 1
         return str(value)
+
+    @property
+    def script_module_serializer(self) -> Any:
+        """What torch's ScriptModules save themselves through (needs torch)."""
+        if self._script_modules is None:
+            from .storage._torchscript import ScriptModuleWriter
+
+            self._script_modules = ScriptModuleWriter(self)
+        return self._script_modules
+
+    def _next_free_storage_key(self) -> int:
+        return self._storage_key_end
+
+    def _reserve_storage_key(self, identity: Hashable, key: int) -> None:
+        """Mark storage *key* as taken by a record written by someone else."""
+        self._storage_keys[identity] = key
+        self._storage_key_end = max(self._storage_key_end, key + 1)
 
     # -- dependency resolution ------------------------------------------------------------
 
@@ -542,9 +573,11 @@ class PackageExporter:
         try:
             self._validate()
             self._write_modules()
+            if self._script_modules is not None:
+                self._script_modules.write_into(self.zip_file)
             self.zip_file.close()
         except BaseException:
-            self.zip_file.abort()
+            self._abort()
             raise
         finally:
             self._storage_owners.clear()
@@ -558,9 +591,14 @@ class PackageExporter:
         if exc_type is not None:
             # Nothing half-made is left behind: a path target is never created.
             self._closed = True
-            self.zip_file.abort()
+            self._abort()
             return
         self.close()
+
+    def _abort(self) -> None:
+        self.zip_file.abort()
+        if self._script_modules is not None:
+            self._script_modules.discard()
 
     def _validate(self) -> None:
         self._check_module_layout()
@@ -670,7 +708,8 @@ class _StorageSink:
         keys = self._exporter._storage_keys
         key = keys.get(identity)
         if key is None:
-            key = keys[identity] = len(keys)
+            key = keys[identity] = self._exporter._storage_key_end
+            self._exporter._storage_key_end += 1
             self._exporter._storage_owners.append(owner)
             self._pending.append((key, data))
             self._added.append(identity)
@@ -678,8 +717,10 @@ class _StorageSink:
 
     def forget(self) -> None:
         """Undo the keys handed out by a pickle that failed."""
+        keys = self._exporter._storage_keys
         for identity in self._added:
-            self._exporter._storage_keys.pop(identity, None)
+            keys.pop(identity, None)
+        self._exporter._storage_key_end = max(keys.values(), default=-1) + 1
 
 
 def _as_importer(importer: object) -> Importer:

@@ -17,10 +17,14 @@ __all__ = [
     "EXTERN_MODULES_RECORD",
     "FORMAT_VERSION",
     "LEGACY_VERSION_RECORD",
+    "MANIFEST_RECORD",
+    "MAX_EXTERN_MODULES_SIZE",
     "MAX_READ_VERSION",
     "MIN_READ_VERSION",
     "PYTHON_VERSION_RECORD",
     "SERIALIZATION_ID_RECORD",
+    "SIGNATURE_RECORD",
+    "SIGNATURE_SUFFIX",
     "VERSION_RECORD",
     "archive_name_for_path",
     "module_record",
@@ -43,6 +47,16 @@ EXTERN_MODULES_RECORD = ".data/extern_modules"
 PYTHON_VERSION_RECORD = ".data/python_version"
 SERIALIZATION_ID_RECORD = ".data/serialization_id"
 BYTEORDER_RECORD = "byteorder"
+#: The extern list is read whole when an archive is opened, so it is capped: 4 MiB
+#: names some 100,000 modules, and a deflated "\n" * 2**30 cannot exhaust memory.
+MAX_EXTERN_MODULES_SIZE = 4 << 20
+#: SHA-256 of every other record (but the signature), written last by hermetic.
+#: Under ``.data/<subfolder>/``, so torch.package's importer never sees it.
+MANIFEST_RECORD = ".data/hermetic/manifest.json"
+#: An embedded ed25519 signature of the manifest (``hermetic.sign``).
+SIGNATURE_RECORD = ".data/hermetic/signature.json"
+#: A detached signature of ``model.pt`` is ``model.pt.sig``.
+SIGNATURE_SUFFIX = ".sig"
 #: The top-level folder of an archive written to a file object instead of a path.
 BUFFER_ARCHIVE_NAME = "archive"
 

@@ -26,16 +26,29 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import CodeType, ModuleType
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Literal, cast
 
 from . import _host_shims
+from ._allowlist import build_allowlist
 from ._archive import ArchiveReader
 from ._bytecode_cache import compile_cached
-from ._format import EXTERN_MODULES_RECORD, PYTHON_VERSION_RECORD, resource_record
+from ._format import (
+    EXTERN_MODULES_RECORD,
+    MAX_EXTERN_MODULES_SIZE,
+    PYTHON_VERSION_RECORD,
+    resource_record,
+)
+from ._integrity import Integrity, attach_checker
 from ._mangling import PackageMangler
 from ._module_tree import ModuleTree, TreeNode
+from ._safe import load_safely
 from ._unpickler import PackageUnpickler
-from .errors import ArchiveError, ArchiveFormatError, ImportFromPackageError
+from .errors import (
+    ArchiveError,
+    ArchiveFormatError,
+    ImportFromPackageError,
+    UnsafeContentError,
+)
 from .file_structure_representation import Directory, build_directory
 from .importer import Importer
 
@@ -58,23 +71,52 @@ class PackageImporter(Importer):
             seekable binary file object, or an open :class:`ArchiveReader`.
         module_allowed: called with each extern module name; a false result refuses
             the package.
+        safe: load data only. No packaged source ever runs (:meth:`import_module`
+            raises :class:`UnsafeContentError`), and :meth:`load_pickle` resolves
+            only globals on an allowlist (containers, numbers, strings, dates,
+            tensors and arrays, plus *allow*), refusing anything else with
+            :class:`UnsafeContentError`. See SECURITY.md.
+        allow: with ``safe=True``, extra ``"module.qualname"`` names a pickle may
+            use, imported from this interpreter (never from the archive).
+        verify: check each record against the archive's manifest when it is first
+            read, raising :class:`IntegrityError`; :attr:`integrity` says whether
+            that happens (archives without a manifest load unverified). Storages
+            mapped straight from the file are not hashed by default, since that
+            reads every byte that zero-copy loading avoids reading: ``"all"`` checks
+            them too (or check the whole archive with :func:`verify_archive`).
 
     Example:
         >>> importer = PackageImporter("model.pt")  # doctest: +SKIP
         >>> model = importer.load_pickle("model", "model.pkl")  # doctest: +SKIP
+        >>> weights = PackageImporter("model.pt", safe=True).load_pickle(
+        ...     "model", "weights.pkl")  # doctest: +SKIP
     """
+
+    #: ``"checked"`` when records are checked against the manifest as they are read,
+    #: ``"unverified"`` when the archive has none (or ``verify=False``).
+    integrity: Integrity
 
     def __init__(
         self,
         file_or_buffer: str | os.PathLike[str] | BinaryIO | ArchiveReader,
         module_allowed: Callable[[str], bool] = lambda module_name: True,
+        *,
+        safe: bool = False,
+        allow: Iterable[str] = (),
+        verify: bool | Literal["all"] = True,
     ) -> None:
+        if not safe and tuple(allow):
+            raise ValueError("allow= only applies to a safe load: pass safe=True")
+        self.safe = safe
+        self._allowlist = build_allowlist(allow) if safe else None
         if isinstance(file_or_buffer, ArchiveReader):
             self.zip_reader = file_or_buffer
         else:
             self.zip_reader = ArchiveReader(file_or_buffer)
         self.filename = self.zip_reader.name
         try:
+            self.zip_reader.check_spans = verify == "all"
+            self.integrity = attach_checker(self.zip_reader, verify=bool(verify))
             self.extern_modules = self._read_extern_modules()
             for module_name in self.extern_modules:
                 if not module_allowed(module_name):
@@ -95,9 +137,22 @@ class PackageImporter(Importer):
         self.patched_builtins["__import__"] = self.__import__
         self._lock = threading.RLock()
         self._registered: list[str] = []
-        self.last_map_location: Any = None
+        self._per_thread = threading.local()
 
     # -- public API ---------------------------------------------------------------------
+
+    @property
+    def last_map_location(self) -> Any:
+        """The *map_location* of this thread's running ``load_pickle`` call, else None.
+
+        Per thread, so that concurrent loads each see their own (torch keeps one per
+        importer, which races).
+        """
+        return getattr(self._per_thread, "map_location", None)
+
+    @last_map_location.setter
+    def last_map_location(self, value: Any) -> None:
+        self._per_thread.map_location = value
 
     def id(self) -> str:
         """Return this importer's mangle prefix, e.g. ``<torch_package_0>``."""
@@ -116,6 +171,13 @@ class PackageImporter(Importer):
             ImportFromPackageError: *name* is neither packaged nor extern.
         """
         name = self._mangler.demangle(name)
+        if self.safe:
+            raise UnsafeContentError(
+                f"a safe load never imports modules, and {name!r} was asked for "
+                "(load without safe=True only if you trust the archive's code)",
+                archive=self.filename,
+                global_name=name,
+            )
         level = len(name) - len(name.lstrip("."))
         with self._lock:
             return cast(ModuleType, self._gcd_import(name[level:], package, level))
@@ -152,6 +214,8 @@ class PackageImporter(Importer):
         """
         record = self._resource_path(package, resource)
         data = self.zip_reader.read(record)
+        if self._allowlist is not None:
+            return load_safely(self, record, data, self._allowlist, map_location)
         # A buffered reader lets the C unpickler prefetch: reading a bare BytesIO
         # costs it one Python call per opcode.
         stream = io.BufferedReader(io.BytesIO(data), buffer_size=1 << 16)
@@ -212,7 +276,8 @@ class PackageImporter(Importer):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<PackageImporter {self.id()} of {self.filename!r}>"
+        safe = " (safe)" if self.safe else ""
+        return f"<PackageImporter {self.id()} of {self.filename!r}{safe}>"
 
     # -- resources ---------------------------------------------------------------------
 
@@ -231,9 +296,9 @@ class PackageImporter(Importer):
             raise TypeError(f"{package!r} is not a package in {self.filename!r}")
         return resource_record(package, resource)
 
-    def _read_text_record(self, record: str) -> str:
+    def _read_text_record(self, record: str, max_size: int | None = None) -> str:
         try:
-            return self.zip_reader.read(record).decode("utf-8")
+            return self.zip_reader.read(record, max_size=max_size).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ArchiveError(
                 "not valid UTF-8", archive=self.filename, record=record
@@ -246,7 +311,9 @@ class PackageImporter(Importer):
                 archive=self.filename,
                 record=EXTERN_MODULES_RECORD,
             )
-        names = self._read_text_record(EXTERN_MODULES_RECORD).splitlines()
+        names = self._read_text_record(
+            EXTERN_MODULES_RECORD, max_size=MAX_EXTERN_MODULES_SIZE
+        ).splitlines()
         for name in names:
             if name and any(not part for part in name.split(".")):
                 raise ArchiveFormatError(

@@ -4,7 +4,9 @@
 
     HermeticError(Exception)
     ├── ArchiveError                      .archive .record: unreadable or malformed
-    │   └── ArchiveFormatError(ValueError)    unsupported .data/version, bad record name
+    │   ├── ArchiveFormatError(ValueError)    unsupported .data/version, bad record name
+    │   └── IntegrityError                a record differs from the archive's manifest
+    │       └── SignatureError            a signature is missing, malformed or wrong
     ├── PackagingError                    .problems: broken modules grouped by reason
     ├── EmptyMatchError                   an allow_empty=False pattern matched nothing
     ├── ImportFromPackageError(ModuleNotFoundError)   not in the package nor extern
@@ -12,6 +14,7 @@
     ├── PickleSaveError(pickle.PicklingError)         .record: an object cannot be saved
     ├── ObjNotFoundError                  an importer cannot find an object by name
     ├── ObjMismatchError                  an importer finds a different object by name
+    ├── UnsafeContentError                a safe load refused a global, opcode or import
     └── MissingDependencyError(ImportError)           an optional extra is not installed
 
 Each error subclasses the builtin a caller would already catch, keeps its context in
@@ -30,12 +33,15 @@ __all__ = [
     "EmptyMatchError",
     "HermeticError",
     "ImportFromPackageError",
+    "IntegrityError",
     "MissingDependencyError",
     "ObjMismatchError",
     "ObjNotFoundError",
     "PackagingError",
     "PickleLoadError",
     "PickleSaveError",
+    "SignatureError",
+    "UnsafeContentError",
 ]
 
 
@@ -77,6 +83,18 @@ class ArchiveError(HermeticError):
 
 class ArchiveFormatError(ArchiveError, ValueError):
     """The archive is readable but breaks the format (version, names, sizes)."""
+
+
+class IntegrityError(ArchiveError):
+    """A record's bytes, name or size differ from what the archive's manifest records.
+
+    Also raised when the manifest itself is damaged, or when verification was asked
+    for and the archive has no manifest. *record* names the first record that failed.
+    """
+
+
+class SignatureError(IntegrityError):
+    """A signature is missing or malformed, or does not verify with the key given."""
 
 
 class PackagingError(HermeticError):
@@ -144,6 +162,35 @@ class ObjNotFoundError(HermeticError):
 
 class ObjMismatchError(HermeticError):
     """An importer found a different object under the name an object claims."""
+
+
+class UnsafeContentError(HermeticError):
+    """Safe loading refused something that could run code or change host state.
+
+    *global_name* is the refused ``module.qualname`` (if a global was refused) and
+    *opcode* the refused pickle opcode (if an opcode was); *record* is the record
+    being loaded, or the module whose import was refused.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        archive: str = "",
+        record: str | None = None,
+        global_name: str | None = None,
+        opcode: str | None = None,
+        offset: int | None = None,
+    ):
+        where = archive
+        if record is not None:
+            where = f"{archive}: record {record!r}" if archive else f"record {record!r}"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.archive = archive
+        self.record = record
+        self.global_name = global_name
+        self.opcode = opcode
+        self.offset = offset
 
 
 class MissingDependencyError(HermeticError, ImportError):

@@ -1,0 +1,1 @@
+"""Hostile archives and fuzzing: nothing executes, every failure is typed."""
