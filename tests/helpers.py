@@ -12,7 +12,9 @@ import pytest
 __all__ = ["block_imports_prelude", "run_python"]
 
 
-def run_python(code: str, *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+def run_python(
+    code: str, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
     """Run *code* in a fresh interpreter; return stdout, failing the test on error."""
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

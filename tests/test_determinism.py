@@ -49,4 +49,3 @@ def test_archives_are_byte_identical_across_processes_and_hash_seeds(tmp_path):
     first = _build(tmp_path / "a" / "model.pt", source_root, "1")
     second = _build(tmp_path / "b" / "model.pt", source_root, "4242")
     assert first == second
-

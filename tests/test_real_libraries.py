@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import block_imports_prelude, run_python
 
+from helpers import block_imports_prelude, run_python
 from hermetic import PackageExporter, PackageImporter
 
 networkx = pytest.importorskip("networkx", reason="needs networkx (in the dev extra)")
@@ -26,7 +26,13 @@ OPTIONAL_EXTERNS = [
     "gmpy",
     "typing_extensions",
 ]
-TEST_MODULES = ["**.tests.**", "**.conftest", "pytest", "_pytest.**", "sympy.testing.**"]
+TEST_MODULES = [
+    "**.tests.**",
+    "**.conftest",
+    "pytest",
+    "_pytest.**",
+    "sympy.testing.**",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +58,7 @@ def networkx_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_networkx_runs_where_it_is_not_installed(networkx_archive):
-    """A packaged networkx and a pickled graph work in a process that cannot import it."""
+    """A packaged networkx and a pickled graph work where networkx is not importable."""
     expected = (
         round(networkx.average_clustering(networkx.karate_club_graph()), 6),
         networkx.shortest_path_length(networkx.karate_club_graph(), 0, 33),
@@ -85,7 +91,10 @@ print(atlas.number_of_nodes(), atlas.number_of_edges())
 """
     )
     expected = networkx.graph_atlas(6)
-    assert out.split() == [str(expected.number_of_nodes()), str(expected.number_of_edges())]
+    assert out.split() == [
+        str(expected.number_of_nodes()),
+        str(expected.number_of_edges()),
+    ]
 
 
 sympy = pytest.importorskip("sympy", reason="needs sympy (in the dev extra)")
@@ -93,7 +102,7 @@ sympy = pytest.importorskip("sympy", reason="needs sympy (in the dev extra)")
 
 @pytest.mark.slow
 def test_sympy_interns_at_the_default_recursion_limit_and_simplifies(tmp_path):
-    """sympy (~1,000 modules) interns without raising the recursion limit; simplify runs."""
+    """sympy (~1,000 modules) interns at the default recursion limit; simplify runs."""
     path = tmp_path / "sympy.pt"
     limit = sys.getrecursionlimit()
     with PackageExporter(path) as exporter:

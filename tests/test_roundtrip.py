@@ -11,8 +11,8 @@ import sys
 import traceback
 
 import pytest
-from helpers import run_python
 
+from helpers import run_python
 from hermetic import (
     ImportFromPackageError,
     PackageExporter,
@@ -92,7 +92,10 @@ def test_packaged_modules_never_appear_under_plain_names(model_pkg, archive):
 
 
 def test_module_attributes_match_torch_package(model_pkg, archive):
-    """__name__, __file__, __spec__, __path__ and __torch_package__ are set as torch does."""
+    """Module dunders (__name__, __file__, __spec__, ...) are set as torch does.
+
+    That includes ``__path__`` for packages and ``__torch_package__``.
+    """
     with PackageExporter(archive) as exporter:
         exporter.intern("rtpkg.**")
         exporter.save_module("rtpkg.model")
@@ -224,7 +227,7 @@ def test_dataclasses_and_type_hints_under_future_annotations(src_tree, archive):
 
 
 def test_string_imports_resolve_inside_the_package(src_tree, archive):
-    """importlib.import_module, importlib.resources and pkgutil use the package first."""
+    """import_module, importlib.resources and pkgutil look in the package first."""
     src_tree(
         {
             "strimp/__init__.py": "",
@@ -317,7 +320,7 @@ def test_import_os_path_gives_the_real_os(src_tree, archive):
 def test_reduce_package_called_once_per_object_and_not_cached_across_saves(
     src_tree, archive
 ):
-    """__reduce_package__ results are per pickle: a loop of saves never reuses stale ones."""
+    """__reduce_package__ runs once per object per pickle; results are never reused."""
     src_tree(
         {
             "reducer.py": """
@@ -357,7 +360,7 @@ def test_unknown_persistent_id_is_an_error_not_none(archive):
     data = b"\x80\x03X\x05\x00\x00\x00weirdq\x00\x85q\x01Q."
     with PackageExporter(archive) as exporter:
         exporter.save_binary("p", "x.pkl", data)
-    with pytest.raises(PickleLoadError, match="'p/x.pkl'.*unsupported persistent id"):
+    with pytest.raises(PickleLoadError, match=r"'p/x\.pkl'.*unsupported persistent id"):
         PackageImporter(archive).load_pickle("p", "x.pkl")
 
 
@@ -367,7 +370,7 @@ def test_truncated_pickle_names_the_record(archive):
 
     with PackageExporter(archive) as exporter:
         exporter.save_binary("p", "cut.pkl", pickle.dumps({"a": list(range(50))})[:-9])
-    with pytest.raises(PickleLoadError, match="'p/cut.pkl'.*truncated"):
+    with pytest.raises(PickleLoadError, match=r"'p/cut\.pkl'.*truncated"):
         PackageImporter(archive).load_pickle("p", "cut.pkl")
 
 
@@ -383,9 +386,11 @@ def test_pickle_protocol_4_round_trip(model_pkg, archive):
 
 def test_other_protocols_are_refused(archive):
     """Only protocols 3 and 4 are accepted, as torch.package does."""
-    with PackageExporter(io.BytesIO()) as exporter:
-        with pytest.raises(ValueError, match="protocols 3 and 4"):
-            exporter.save_pickle("p", "x.pkl", 1, pickle_protocol=2)
+    with (
+        PackageExporter(io.BytesIO()) as exporter,
+        pytest.raises(ValueError, match="protocols 3 and 4"),
+    ):
+        exporter.save_pickle("p", "x.pkl", 1, pickle_protocol=2)
 
 
 def test_importer_reads_an_unzipped_directory(model_pkg, archive, tmp_path):

@@ -66,7 +66,11 @@ class _Pattern:
     """One intern/extern/mock/deny registration."""
 
     def __init__(
-        self, include: GlobPattern, exclude: GlobPattern, action: _Action, allow_empty: bool
+        self,
+        include: GlobPattern,
+        exclude: GlobPattern,
+        action: _Action,
+        allow_empty: bool,
     ) -> None:
         self.group = GlobGroup(include, exclude=exclude)
         self.action = action
@@ -125,22 +129,34 @@ class PackageExporter:
         self._closed = False
         self._lock = threading.RLock()
 
-    # -- patterns -----------------------------------------------------------------------
+    # -- patterns ----------------------------------------------------------------------
 
     def intern(
-        self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True
+        self,
+        include: GlobPattern,
+        *,
+        exclude: GlobPattern = (),
+        allow_empty: bool = True,
     ) -> None:
         """Put modules matching *include* (and not *exclude*) into the package."""
         self._add_pattern(include, exclude, _Action.INTERN, allow_empty)
 
     def extern(
-        self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True
+        self,
+        include: GlobPattern,
+        *,
+        exclude: GlobPattern = (),
+        allow_empty: bool = True,
     ) -> None:
         """Leave matching modules to the loading environment."""
         self._add_pattern(include, exclude, _Action.EXTERN, allow_empty)
 
     def mock(
-        self, include: GlobPattern, *, exclude: GlobPattern = (), allow_empty: bool = True
+        self,
+        include: GlobPattern,
+        *,
+        exclude: GlobPattern = (),
+        allow_empty: bool = True,
     ) -> None:
         """Replace matching modules with stubs whose objects refuse any use."""
         self._add_pattern(include, exclude, _Action.MOCK, allow_empty)
@@ -150,14 +166,18 @@ class PackageExporter:
         self._add_pattern(include, exclude, _Action.DENY, True)
 
     def _add_pattern(
-        self, include: GlobPattern, exclude: GlobPattern, action: _Action, allow_empty: bool
+        self,
+        include: GlobPattern,
+        exclude: GlobPattern,
+        action: _Action,
+        allow_empty: bool,
     ) -> None:
         self._check_open()
         pattern = _Pattern(include, exclude, action, allow_empty)
         self.patterns[pattern.group] = pattern
         self._pattern_order.append(pattern)
 
-    # -- hooks --------------------------------------------------------------------------
+    # -- hooks -------------------------------------------------------------------------
 
     def register_extern_hook(self, hook: ActionHook) -> RemovableHandle:
         """Call ``hook(exporter, module_name)`` when a module is externed."""
@@ -180,7 +200,7 @@ class PackageExporter:
         for hook in list(self._hooks[action].values()):
             hook(self, module_name)
 
-    # -- saving -------------------------------------------------------------------------
+    # -- saving ------------------------------------------------------------------------
 
     def save_source_string(
         self,
@@ -312,7 +332,7 @@ class PackageExporter:
         self._storage_keys[identity] = key
         self._storage_key_end = max(self._storage_key_end, key + 1)
 
-    # -- dependency resolution ------------------------------------------------------------
+    # -- dependency resolution ---------------------------------------------------------
 
     def add_dependency(self, module_name: str, dependencies: bool = True) -> None:
         """Decide what to do with *module_name* and, when interned, its own imports."""
@@ -323,7 +343,9 @@ class PackageExporter:
             graph.add_node(module_name, action=_Action.SKIP, provided=True)
             return
         if module_name == "_mock":
-            graph.add_node(module_name, action=_Action.REPACKAGED_MOCK_MODULE, provided=True)
+            graph.add_node(
+                module_name, action=_Action.REPACKAGED_MOCK_MODULE, provided=True
+            )
             return
         pattern = self._first_match(module_name)
         if pattern is None:
@@ -342,7 +364,9 @@ class PackageExporter:
             graph.nodes[module_name]["error"] = PackagingErrorReason.DENIED
             return
         if pattern.action is _Action.MOCK:
-            graph.nodes[module_name]["is_package"] = _is_package(self.importer, module_name)
+            graph.nodes[module_name]["is_package"] = _is_package(
+                self.importer, module_name
+            )
         self._run_hooks(pattern.action, module_name)
 
     def _first_match(self, module_name: str) -> _Pattern | None:
@@ -449,7 +473,9 @@ class PackageExporter:
         try:
             pairs = find_imports(source, module_name, is_package=is_package)
         except ImportScanError as exc:
-            graph.nodes[module_name]["error"] = PackagingErrorReason.DEPENDENCY_RESOLUTION_FAILED
+            graph.nodes[module_name]["error"] = (
+                PackagingErrorReason.DEPENDENCY_RESOLUTION_FAILED
+            )
             graph.nodes[module_name]["error_context"] = str(exc)
             return
         for dependency in self._resolve_pairs(module_name, pairs):
@@ -459,7 +485,11 @@ class PackageExporter:
     def _resolve_pairs(
         self, module_name: str, pairs: Iterable[tuple[str, str | None]]
     ) -> list[str]:
-        """Turn ``(module, attr)`` pairs into module names, skipping unimportable ones."""
+        """Turn ``(module, attr)`` pairs into module names, skipping missing ones.
+
+        ``base.attr`` is used when it is a module, else ``base``; a base that
+        cannot be found is recorded as unresolved instead.
+        """
         found: dict[str, None] = {}
         for base, attr in pairs:
             if attr is not None and self._module_exists(f"{base}.{attr}", module_name):
@@ -503,15 +533,15 @@ class PackageExporter:
                     error=PackagingErrorReason.MOCKED_BUT_STILL_USED,
                     error_context=(
                         f"Object(s) '{names}' from module `{module}` was mocked out "
-                        f"during packaging but is being used in resource - `{resource}` "
-                        f"in package `{package}`. "
+                        "during packaging but is being used in resource - "
+                        f"`{resource}` in package `{package}`. "
                     ),
                 )
                 pattern.was_matched = True
                 continue
             self.add_dependency(module)
 
-    # -- introspection --------------------------------------------------------------------
+    # -- introspection -----------------------------------------------------------------
 
     def externed_modules(self) -> list[str]:
         """Return the modules that will be extern, sorted."""
@@ -558,7 +588,7 @@ class PackageExporter:
             if attrs.get("action") is action and not attrs.get("is_pickle")
         )
 
-    # -- closing --------------------------------------------------------------------------
+    # -- closing -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Check every dependency, then write sources, metadata and the archive.
@@ -666,19 +696,22 @@ class PackageExporter:
                 self.zip_file.write_record(record, source)
         extern_text = "".join(f"{name}\n" for name in externs) or "\n"
         self.zip_file.write_record(EXTERN_MODULES_RECORD, extern_text.encode())
-        self.zip_file.write_record(PYTHON_VERSION_RECORD, platform.python_version().encode())
+        self.zip_file.write_record(
+            PYTHON_VERSION_RECORD, platform.python_version().encode()
+        )
 
     def _write_mock_module(self, already: bool) -> bool:
         if not already:
             self.zip_file.write_record("_mock.py", Path(_mock.__file__).read_bytes())
         return True
 
-    # -- helpers --------------------------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------------
 
     def _record_name(self, package: str, resource: str) -> str:
         if not _is_nonempty_str(package):
             raise ValueError(
-                f"package must be a non-empty module name such as 'my_data', got {package!r}"
+                "package must be a non-empty module name such as 'my_data', "
+                f"got {package!r}"
             )
         _check_module_name(package)
         if not _is_nonempty_str(resource) or resource in (".", ".."):
@@ -699,7 +732,9 @@ class PackageExporter:
 class _StorageSink:
     """Numbers storages per exporter (first use order) and queues new ones."""
 
-    def __init__(self, exporter: PackageExporter, pending: list[tuple[int, memoryview]]):
+    def __init__(
+        self, exporter: PackageExporter, pending: list[tuple[int, memoryview]]
+    ):
         self._exporter = exporter
         self._pending = pending
         self._added: list[Hashable] = []
@@ -773,7 +808,9 @@ def _read_source(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise FileNotFoundError(f"cannot read source file {str(path)!r}: {exc}") from exc
+        raise FileNotFoundError(
+            f"cannot read source file {str(path)!r}: {exc}"
+        ) from exc
 
 
 def _modules_in_directory(
@@ -816,7 +853,10 @@ def _module_source(
     if filename.endswith(_EXTENSION_SUFFIXES):
         return None, (PackagingErrorReason.IS_EXTENSION_MODULE, None)
     if not filename.endswith(".py"):
-        return None, (PackagingErrorReason.SOURCE_FILE_NOT_FOUND, f"filename: {filename}")
+        return None, (
+            PackagingErrorReason.SOURCE_FILE_NOT_FOUND,
+            f"filename: {filename}",
+        )
     get_source = getattr(loader, "get_source", None)
     if get_source_bytes is not None and isinstance(
         loader, importlib.machinery.SourceFileLoader
@@ -844,4 +884,3 @@ def _is_package(importer: Importer, module_name: str) -> bool:
         return hasattr(importer.import_module(module_name), "__path__")
     except Exception:  # a mocked module need not be importable here
         return False
-

@@ -139,7 +139,7 @@ class PackageImporter(Importer):
         self._registered: list[str] = []
         self._per_thread = threading.local()
 
-    # -- public API ---------------------------------------------------------------------
+    # -- public API --------------------------------------------------------------------
 
     @property
     def last_map_location(self) -> Any:
@@ -204,9 +204,7 @@ class PackageImporter(Importer):
                 record=record,
             ) from exc
 
-    def load_pickle(
-        self, package: str, resource: str, map_location: Any = None
-    ) -> Any:
+    def load_pickle(self, package: str, resource: str, map_location: Any = None) -> Any:
         """Unpickle *resource* in *package*, importing its classes from the package.
 
         Args:
@@ -249,7 +247,10 @@ class PackageImporter(Importer):
         return importlib.util.decode_source(source)
 
     def get_resource_reader(self, fullname: str) -> Any:
-        """Return an ``importlib.resources`` reader for a packaged package, else None."""
+        """Return an ``importlib.resources`` reader for a packaged package.
+
+        Returns None when ``fullname`` is not a package from this archive.
+        """
         from ._resources import PackageResourceReader
 
         name = self._mangler.demangle(fullname)
@@ -284,9 +285,13 @@ class PackageImporter(Importer):
     def _resource_path(self, package: str, resource: str) -> str:
         """Return the record of *resource* in *package*, which must be a package."""
         if not _is_nonempty_str(package):
-            raise ValueError(f"package must be a non-empty module name, got {package!r}")
+            raise ValueError(
+                f"package must be a non-empty module name, got {package!r}"
+            )
         if not _is_nonempty_str(resource) or "/" in resource:
-            raise ValueError(f"resource must be a file name without '/', got {resource!r}")
+            raise ValueError(
+                f"resource must be a file name without '/', got {resource!r}"
+            )
         package = self._mangler.demangle(package)
         _check_module_name(package)
         node = self._tree.find(package)
@@ -355,14 +360,18 @@ class PackageImporter(Importer):
     def _gcd_import(self, name: str, package: str | None = None, level: int = 0) -> Any:
         if level > 0:
             if not package:
-                raise ImportError("attempted relative import with no known parent package")
+                raise ImportError(
+                    "attempted relative import with no known parent package"
+                )
             name = _resolve_name(name, package, level)
         _check_module_name(name)
         module = self.modules.get(name, _NEEDS_LOADING)
         if module is _NEEDS_LOADING:
             return self._find_and_load(name)
         if module is None:
-            raise ModuleNotFoundError(f"import of {name} halted; None in modules", name=name)
+            raise ModuleNotFoundError(
+                f"import of {name} halted; None in modules", name=name
+            )
         return module
 
     def _find_and_load(self, name: str) -> Any:
@@ -413,7 +422,9 @@ class PackageImporter(Importer):
         )
         module = importlib.util.module_from_spec(spec)
         mangled = self._mangler.mangle(name)
-        filename = self._mangler.mangle(node.source_record) if node.source_record else None
+        filename = (
+            self._mangler.mangle(node.source_record) if node.source_record else None
+        )
         module.__name__ = mangled
         module.__file__ = filename
         module.__cached__ = None  # type: ignore[attr-defined]
@@ -448,7 +459,9 @@ class PackageImporter(Importer):
         package_name = _plain_name(module)
         for item in fromlist:
             if not isinstance(item, str):
-                raise TypeError(f"Item in {package_name}.__all__ must be str, not {item!r}")
+                raise TypeError(
+                    f"Item in {package_name}.__all__ must be str, not {item!r}"
+                )
             if item == "*":
                 if not recursive and hasattr(module, "__all__"):
                     self._handle_fromlist(module, module.__all__, recursive=True)

@@ -11,21 +11,100 @@ the operation.
 __all__ = ["MockedObject"]
 
 # Every operation a caller could attempt on a stand-in; each one fails loudly.
-_OPERATIONS = (
-    "__abs__ __add__ __aenter__ __aexit__ __aiter__ __and__ __anext__ __await__ "
-    "__bool__ __bytes__ __call__ __ceil__ __complex__ __contains__ __copy__ "
-    "__deepcopy__ __delattr__ __delitem__ __dir__ __divmod__ __enter__ __eq__ "
-    "__exit__ __float__ __floor__ __floordiv__ __format__ __ge__ __get__ "
-    "__getitem__ __getstate__ __gt__ __hash__ __iadd__ __iand__ __ifloordiv__ "
-    "__ilshift__ __imatmul__ __imod__ __imul__ __index__ __int__ __invert__ "
-    "__ior__ __ipow__ __irshift__ __isub__ __iter__ __itruediv__ __ixor__ __le__ "
-    "__len__ __length_hint__ __lshift__ __lt__ __matmul__ __mod__ __mul__ __ne__ "
-    "__neg__ __next__ __or__ __pos__ __pow__ __radd__ __rand__ __rdivmod__ "
-    "__reduce__ __reduce_ex__ __reversed__ __rfloordiv__ __rlshift__ __rmatmul__ "
-    "__rmod__ __rmul__ __ror__ __round__ __rpow__ __rrshift__ __rshift__ "
-    "__rsub__ __rtruediv__ __rxor__ __set__ __setattr__ __setitem__ __setstate__ "
-    "__sizeof__ __sub__ __truediv__ __trunc__ __xor__"
-).split()
+_OPERATIONS = [
+    "__abs__",
+    "__add__",
+    "__aenter__",
+    "__aexit__",
+    "__aiter__",
+    "__and__",
+    "__anext__",
+    "__await__",
+    "__bool__",
+    "__bytes__",
+    "__call__",
+    "__ceil__",
+    "__complex__",
+    "__contains__",
+    "__copy__",
+    "__deepcopy__",
+    "__delattr__",
+    "__delitem__",
+    "__dir__",
+    "__divmod__",
+    "__enter__",
+    "__eq__",
+    "__exit__",
+    "__float__",
+    "__floor__",
+    "__floordiv__",
+    "__format__",
+    "__ge__",
+    "__get__",
+    "__getitem__",
+    "__getstate__",
+    "__gt__",
+    "__hash__",
+    "__iadd__",
+    "__iand__",
+    "__ifloordiv__",
+    "__ilshift__",
+    "__imatmul__",
+    "__imod__",
+    "__imul__",
+    "__index__",
+    "__int__",
+    "__invert__",
+    "__ior__",
+    "__ipow__",
+    "__irshift__",
+    "__isub__",
+    "__iter__",
+    "__itruediv__",
+    "__ixor__",
+    "__le__",
+    "__len__",
+    "__length_hint__",
+    "__lshift__",
+    "__lt__",
+    "__matmul__",
+    "__mod__",
+    "__mul__",
+    "__ne__",
+    "__neg__",
+    "__next__",
+    "__or__",
+    "__pos__",
+    "__pow__",
+    "__radd__",
+    "__rand__",
+    "__rdivmod__",
+    "__reduce__",
+    "__reduce_ex__",
+    "__reversed__",
+    "__rfloordiv__",
+    "__rlshift__",
+    "__rmatmul__",
+    "__rmod__",
+    "__rmul__",
+    "__ror__",
+    "__round__",
+    "__rpow__",
+    "__rrshift__",
+    "__rshift__",
+    "__rsub__",
+    "__rtruediv__",
+    "__rxor__",
+    "__set__",
+    "__setattr__",
+    "__setitem__",
+    "__setstate__",
+    "__sizeof__",
+    "__sub__",
+    "__truediv__",
+    "__trunc__",
+    "__xor__",
+]
 
 
 def _refuse(operation: str) -> object:

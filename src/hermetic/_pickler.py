@@ -289,7 +289,9 @@ def pickle_object(
 
 
 def _merge_order(
-    first: list[tuple[str, str]], final: list[tuple[str, str]], renamed: set[object]
+    first: list[tuple[str, str]],
+    final: list[tuple[str, str]],
+    renamed: set[tuple[str, str]],
 ) -> list[tuple[str, str]]:
     """Order the globals as the pickle body first uses them.
 
