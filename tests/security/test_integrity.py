@@ -210,7 +210,7 @@ def open_and_load(path, load) -> None:
 
 @pytest.mark.skipif(not HAS_NUMPY, reason="needs numpy for a storage record")
 def test_mapped_storages_are_hashed_only_when_asked(sample, tmp_path):
-    """By default a mapped storage is not read, so not hashed; verify="all" hashes it."""
+    """A mapped storage is not read, so not hashed, unless verify="all"."""
     changed = rewrite(sample, tmp_path / "package.pt", change=".data/0.storage")
     assert PackageImporter(changed).load_pickle("res", "obj.pkl") is not None
     with pytest.raises(IntegrityError) as info:
