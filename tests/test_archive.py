@@ -819,3 +819,55 @@ def test_reader_reads_torch_package_exporter_output(tmp_path):
         assert reader.read(".data/extern_modules") == b"\n"
         for name in reader.record_names():
             assert reader.record_span(name)[0] % 64 == 0
+
+
+# -- layout checks against hostile containers (issue 7) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("overlap-quoted", "overlaps record"),
+        ("overlap-same-offset", "overlaps record"),
+        ("deflate-ratio-lie", "more than deflate can produce"),
+        ("stored-size-lie", "declares 1073741824 bytes but holds 5"),
+        ("prepended-pickle-polyglot", "precede the first record"),
+    ],
+)
+def test_reader_refuses_overlaps_size_lies_and_prepended_bytes(tmp_path, case, message):
+    """Overlapping records, impossible sizes and foreign leading bytes are refused."""
+    from security.corpus import by_name
+
+    path = tmp_path / "hostile.pt"
+    path.write_bytes(by_name(case).archive(str(tmp_path / "marker")))
+    for source in (path, io.BytesIO(path.read_bytes())):
+        with pytest.raises(ArchiveFormatError, match=message):
+            ArchiveReader(source)
+
+
+def test_read_max_size_refuses_large_records_unread(tmp_path):
+    """read(max_size=...) raises before reading a record that is too large."""
+    with ArchiveReader(write_archive(tmp_path / "p.pt")) as reader:
+        assert reader.read("res/a.txt", max_size=5) == b"hello"
+        with pytest.raises(ArchiveFormatError, match="more than the 4"):
+            reader.read("res/a.txt", max_size=4)
+
+
+def test_read_prefix_and_record_info(tmp_path):
+    """read_prefix gives the first bytes; record_info the entry (None in folders)."""
+    path = write_archive(tmp_path / "p.pt")
+    with ArchiveReader(path) as reader:
+        assert reader.read_prefix(".data/0.storage", 3) == b"\x00\x01\x02"
+        assert reader.read_prefix("res/a.txt", 100) == b"hello"
+        assert reader.record_info("res/a.txt").file_size == 5
+    deflated = io.BytesIO()
+    with zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("p/.data/version", "6\n")
+        zf.writestr("p/x", "ab" * 500)
+    with ArchiveReader(deflated) as reader:
+        assert reader.read_prefix("x", 3) == b"aba"
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(tmp_path / "out")
+    with ArchiveReader(tmp_path / "out" / "p") as reader:
+        assert reader.record_info("res/a.txt") is None
+        assert reader.read_prefix("res/a.txt", 2) == b"he"

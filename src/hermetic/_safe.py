@@ -35,6 +35,7 @@ import _compat_pickle
 import io
 import pickle
 import re
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -100,6 +101,7 @@ class SafeUnpickler(pickle._Unpickler):
 
         def append(self, obj: Any, /) -> None: ...
         def pop_mark(self) -> list[Any]: ...
+        def read(self, size: int, /) -> bytes: ...
 
     def __init__(
         self,
@@ -382,6 +384,19 @@ class SafeUnpickler(pickle._Unpickler):
                 target.add(item)
 
     dispatch[pickle.ADDITEMS[0]] = _load_additems
+
+    def _load_bytearray8(self) -> None:
+        # pickle's own handler allocates the declared length before reading: an
+        # 18-byte pickle could claim 2 GiB. Read what is there, then compare.
+        (length,) = struct.unpack("<Q", self.read(8))
+        data = self.read(length)
+        if len(data) != length:
+            raise self._malformed(
+                f"BYTEARRAY8 declares {length} bytes but the pickle has {len(data)}"
+            )
+        self.append(bytearray(data))
+
+    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
 
     # -- helpers -----------------------------------------------------------------------
 

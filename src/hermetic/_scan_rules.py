@@ -37,7 +37,6 @@ __all__ = [
     "NESTED_LOADERS",
     "SCANNER_MODULES",
     "Severity",
-    "is_data_module",
     "rate_global",
     "rate_module",
 ]
@@ -310,11 +309,6 @@ def rate_module(module: str) -> tuple[Severity, str] | None:
     if row is None and module in ("builtins", "__builtin__"):
         return Severity.CRITICAL, _RUNS_CODE
     return row
-
-
-def is_data_module(module: str) -> bool:
-    """Tell whether some ``info`` global lives in *module* (e.g. ``collections``)."""
-    return any(full.rpartition(".")[0] == module for full in _DATA_NAMES)
 
 
 def _python2_name(module: str, name: str) -> tuple[str, str] | None:

@@ -102,6 +102,9 @@ _COMPRESSED = (
     (b"PK\x03\x04", "zip"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
 )
+#: Modules torch.package and hermetic let every package import (and torch.package
+#: lists anyway): naming them grants nothing.
+_IMPLICIT_EXTERNS = frozenset({"builtins", "numpy", "numpy.core"})
 #: Scopes whose findings do not matter to a data-only load: it runs no source and
 #: takes its extern policy from the caller, not from the archive.
 _CODE_SCOPES = frozenset({"source", "extern"})
@@ -368,6 +371,8 @@ class _Scan:
         return names
 
     def _check_extern(self, name: str) -> None:
+        if name in _IMPLICIT_EXTERNS:
+            return  # loaders allow these whatever the list says
         row = rate_module(name)
         if row is not None and row[0] >= Severity.HIGH:
             self._add(
