@@ -60,8 +60,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="also load with a dropped page cache (default: on at full scale)",
     )
     parser.add_argument("--out", type=Path, help="also write the results here")
-    parser.add_argument("--workdir", type=Path, help="folder for data files")
-    parser.add_argument("--keep", action="store_true", help="keep the data files")
+    parser.add_argument(
+        "--workdir", type=Path, help="make the data folder in here (default: temp)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the data folder")
     parser.add_argument(
         "--snapshot",
         action=argparse.BooleanOptionalAction,
@@ -87,9 +89,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hermetic-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    # Always a new folder (inside --workdir if given), so removing it is safe.
+    workdir = Path(tempfile.mkdtemp(prefix="hermetic-bench-", dir=args.workdir))
+    try:
+        return _run(args, argv, workdir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
+
+def _run(args: argparse.Namespace, argv: Sequence[str], workdir: Path) -> int:
     def log(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
@@ -106,17 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.monotonic()
     facts = machine_facts()
+    measured = _snapshot_hermetic(workdir) if args.snapshot else None
+    if measured is not None:
+        facts.append(("hermetic measured from", measured))
     outcomes: dict[str, Outcome] = {}
-    try:
-        measured = _snapshot_hermetic(workdir) if args.snapshot else None
-        if measured is not None:
-            facts.append(("hermetic measured from", measured))
-        for name in args.scenario or list(SCENARIOS):
-            module = importlib.import_module(f"scenarios.{SCENARIOS[name]}")
-            outcomes[name] = module.run(config)
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    for name in args.scenario or list(SCENARIOS):
+        module = importlib.import_module(f"scenarios.{SCENARIOS[name]}")
+        outcomes[name] = module.run(config)
     rows = [row for outcome in outcomes.values() for row in outcome.rows]
     table = format_table(rows)
     notes = _notes(config, outcomes, load_before, time.monotonic() - started)
