@@ -143,6 +143,7 @@ def test_sign_then_verify_with_the_key(tiny_archive, tmp_path):
 
 def test_sign_with_a_missing_key_file_is_one_line(tiny_archive, tmp_path):
     """A key path that does not exist is reported in one line."""
+    pytest.importorskip("cryptography", reason="signing needs hermetic[crypto]")
     archive = tmp_path / "a.pt"
     shutil.copy(tiny_archive, archive)
     result = run_cli("sign", archive, "--key", tmp_path / "nope.pem")
