@@ -386,3 +386,18 @@ def test_module_has_sorted_all():
     """``__all__`` is sorted and names only what the module defines."""
     assert list(_find_imports.__all__) == sorted(_find_imports.__all__)
     assert all(hasattr(_find_imports, name) for name in _find_imports.__all__)
+
+
+def test_installed_pyc_code_gives_the_same_pairs_as_the_source():
+    """Scanning a module's own compiled code equals scanning its source."""
+    import importlib.machinery
+    import json.decoder
+    import pathlib
+
+    spec = json.decoder.__spec__
+    assert isinstance(spec.loader, importlib.machinery.SourceFileLoader)
+    source = pathlib.Path(spec.origin).read_bytes()
+    code = spec.loader.get_code(spec.name)
+    from_code = find_imports(source, spec.name, is_package=False, code=code)
+    assert from_code == find_imports(source, spec.name, is_package=False)
+    assert ("re", None) in from_code

@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any, BinaryIO
 
 from . import _mock
@@ -427,7 +427,8 @@ class PackageExporter:
         if dependencies:
             self._add_parent_dependencies(module_name)
             if source is not None:
-                self._add_source_dependencies(module_name, source, is_package)
+                code = _installed_code(module)
+                self._add_source_dependencies(module_name, source, is_package, code)
 
     def _add_parent_dependencies(self, module_name: str) -> None:
         """Package the parents of an interned module, whose ``__init__`` runs first.
@@ -467,11 +468,15 @@ class PackageExporter:
         graph.nodes[module_name].pop("error_context", None)
 
     def _add_source_dependencies(
-        self, module_name: str, source: bytes, is_package: bool
+        self,
+        module_name: str,
+        source: bytes,
+        is_package: bool,
+        code: CodeType | None = None,
     ) -> None:
         graph = self.dependency_graph
         try:
-            pairs = find_imports(source, module_name, is_package=is_package)
+            pairs = find_imports(source, module_name, is_package=is_package, code=code)
         except ImportScanError as exc:
             graph.nodes[module_name]["error"] = (
                 PackagingErrorReason.DEPENDENCY_RESOLUTION_FAILED
@@ -877,6 +882,22 @@ def _module_source(
         if text is not None:
             return _source_bytes(text), None
     return None, (PackagingErrorReason.SOURCE_FILE_NOT_FOUND, f"filename: {filename}")
+
+
+def _installed_code(module: ModuleType) -> CodeType | None:
+    """Return an installed module's compiled code from its ``.pyc``, if up to date.
+
+    Scanning compiled code for imports is what costs most when interning a large
+    library; the interpreter has usually compiled it already.
+    """
+    spec = getattr(module, "__spec__", None)
+    loader = getattr(spec, "loader", None)
+    if not isinstance(loader, importlib.machinery.SourceFileLoader) or spec is None:
+        return None
+    try:
+        return loader.get_code(spec.name)
+    except (ImportError, OSError, SyntaxError, ValueError, EOFError):
+        return None
 
 
 def _is_package(importer: Importer, module_name: str) -> bool:

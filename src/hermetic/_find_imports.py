@@ -57,13 +57,19 @@ class ImportScanError(ValueError):
 
 
 def find_imports(
-    source: str | bytes, module_name: str, *, is_package: bool
+    source: str | bytes,
+    module_name: str,
+    *,
+    is_package: bool,
+    code: CodeType | None = None,
 ) -> list[tuple[str, str | None]]:
     """List the ``(module, attribute)`` pairs that the source of *module_name* imports.
 
     ``import a.b as c`` gives ``("a.b", None)``, ``from a import b`` gives
     ``("a", "b")`` and ``from a import *`` gives ``("a", None)``. Relative imports are
     resolved against *module_name*, which is a package when *is_package* is true.
+    *code*, when given, is *source* already compiled (an installed module's ``.pyc``)
+    and saves compiling it again.
 
     Raises:
         ImportScanError: the source does not parse, or a relative import has no package
@@ -79,7 +85,8 @@ def find_imports(
     if b"__import__" not in text and b"import_module" not in text:
         # No import calls to look for: the compiler's own view of the import
         # statements is several times faster to get than a syntax tree.
-        code = _compile(source, module_name)
+        if code is None:
+            code = _compile(source, module_name)
         if code is not None:
             for pair in _bytecode_pairs(code, scanner):
                 if pair[0]:
