@@ -18,6 +18,7 @@ import itertools
 import mmap
 import operator
 import os
+import queue
 import re
 import struct
 import sys
@@ -540,20 +541,27 @@ class ArchiveWriter:
         extra = _local_extra(entry.offset, len(entry.encoded_name), entry.size)
         self._emit(memoryview(_local_header(entry, extra)), name)
         crc = total = 0
-        digest = hashlib.sha256() if self._manifest else None
-        for view in views:
-            total += view.nbytes
-            if total > entry.size:
-                raise self._size_error(name, entry.size, f"more than {entry.size}")
-            crc = zlib.crc32(view, crc)
-            if digest is not None:
-                digest.update(view)
-            self._emit(view, name)
+        digest = (
+            _Digest(background=entry.size >= _BACKGROUND_HASH_SIZE)
+            if (self._manifest)
+            else None
+        )
+        try:
+            for view in _pieces_of(views):
+                total += view.nbytes
+                if total > entry.size:
+                    raise self._size_error(name, entry.size, f"more than {entry.size}")
+                if digest is not None:
+                    digest.update(view)
+                crc = zlib.crc32(view, crc)
+                self._emit(view, name)
+        finally:
+            hexdigest = digest.finish() if digest is not None else None
         if total != entry.size:
             raise self._size_error(name, entry.size, str(total))
         entry = entry._replace(crc=crc)
-        if digest is not None:
-            self._digests[name] = digest.hexdigest()
+        if hexdigest is not None:
+            self._digests[name] = hexdigest
         if entry.size:
             self._emit(memoryview(_data_descriptor(entry)), name)
         return entry
@@ -1201,3 +1209,52 @@ def _close_quietly(file: BinaryIO) -> None:
     """Close *file*, ignoring errors (a finalizer must not raise)."""
     with contextlib.suppress(OSError):
         file.close()
+
+
+#: Records at least this large are hashed on a second thread while the first one
+#: computes their CRC-32 and writes them (both release the GIL on large buffers).
+_BACKGROUND_HASH_SIZE = 8 << 20
+_PIECE_SIZE = 16 << 20
+
+
+def _pieces_of(views: Iterable[memoryview]) -> Iterator[memoryview]:
+    """Yield *views* cut into pieces of at most 16 MiB, so hashing can overlap."""
+    for view in views:
+        flat = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+        for start in range(0, flat.nbytes, _PIECE_SIZE):
+            yield flat[start : start + _PIECE_SIZE]
+        if flat.nbytes == 0:
+            yield flat
+
+
+class _Digest:
+    """SHA-256 of a record, computed in order, optionally on a helper thread."""
+
+    def __init__(self, *, background: bool) -> None:
+        self._hash = hashlib.sha256()
+        self._queue: queue.SimpleQueue[memoryview | None] | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(
+                target=self._work, args=(self._queue,), daemon=True
+            )
+            self._thread.start()
+
+    def _work(self, pieces: queue.SimpleQueue[memoryview | None]) -> None:
+        while (piece := pieces.get()) is not None:
+            self._hash.update(piece)
+
+    def update(self, piece: memoryview) -> None:
+        if self._queue is None:
+            self._hash.update(piece)
+        else:
+            self._queue.put(piece)
+
+    def finish(self) -> str:
+        """Wait for the pieces given so far and return the hex digest."""
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+        return self._hash.hexdigest()
