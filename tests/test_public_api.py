@@ -97,3 +97,22 @@ def test_submodule_names_cover_torch_package(submodule):
     ours = importlib.import_module(f"hermetic.{submodule}")
     missing = [n for n in names if not hasattr(ours, n)]
     assert missing == []
+
+
+def test_importing_hermetic_loads_only_what_loading_needs():
+    """`import hermetic` defers the exporter, scan, safe loading and signing."""
+    from helpers import run_python
+
+    out = run_python(
+        """
+        import sys
+        import hermetic
+        heavy = ["hermetic._exporter", "hermetic.scan", "hermetic._pickle_scan",
+                 "hermetic._safe", "hermetic._allowlist", "hermetic._signing"]
+        print([m for m in heavy if m in sys.modules])
+        hermetic.PackageImporter
+        print([m for m in heavy if m in sys.modules])
+        print(hermetic.scan.__module__, "scan" in dir(hermetic))
+        """
+    )
+    assert out.split("\n")[:3] == ["[]", "[]", "hermetic.scan True"]

@@ -6,12 +6,8 @@ and raw data; loading it gives each package its own isolated module namespace.
 
 from __future__ import annotations
 
-from ._exporter import PackageExporter
-from ._importer import PackageImporter
-from ._integrity import verify_archive
-from ._patterns import GlobGroup
-from ._signing import sign, verify
-from .analyze import is_from_package
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ArchiveError,
     ArchiveFormatError,
@@ -27,9 +23,51 @@ from .errors import (
     SignatureError,
     UnsafeContentError,
 )
-from .file_structure_representation import Directory
-from .importer import Importer, OrderedImporter, sys_importer
-from .scan import Report, scan
+
+if TYPE_CHECKING:
+    from ._exporter import PackageExporter
+    from ._importer import PackageImporter
+    from ._integrity import verify_archive
+    from ._patterns import GlobGroup
+    from ._signing import sign, verify
+    from .analyze import is_from_package
+    from .file_structure_representation import Directory
+    from .importer import Importer, OrderedImporter, sys_importer
+    from .scan import Report, scan
+
+# Imported on first use, so that `import hermetic` stays cheap: loading a package
+# should cost what its own code costs, not what every part of hermetic costs.
+_LAZY = {
+    "Directory": ".file_structure_representation",
+    "GlobGroup": "._patterns",
+    "Importer": ".importer",
+    "OrderedImporter": ".importer",
+    "PackageExporter": "._exporter",
+    "PackageImporter": "._importer",
+    "Report": ".scan",
+    "is_from_package": ".analyze",
+    "scan": ".scan",
+    "sign": "._signing",
+    "sys_importer": ".importer",
+    "verify": "._signing",
+    "verify_archive": "._integrity",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'hermetic' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -29,7 +29,6 @@ from types import CodeType, ModuleType
 from typing import Any, BinaryIO, Literal, cast
 
 from . import _host_shims
-from ._allowlist import build_allowlist
 from ._archive import ArchiveReader
 from ._bytecode_cache import compile_cached
 from ._format import (
@@ -41,7 +40,6 @@ from ._format import (
 from ._integrity import Integrity, attach_checker
 from ._mangling import PackageMangler
 from ._module_tree import ModuleTree, TreeNode
-from ._safe import load_safely
 from ._unpickler import PackageUnpickler
 from .errors import (
     ArchiveError,
@@ -108,7 +106,7 @@ class PackageImporter(Importer):
         if not safe and tuple(allow):
             raise ValueError("allow= only applies to a safe load: pass safe=True")
         self.safe = safe
-        self._allowlist = build_allowlist(allow) if safe else None
+        self._allowlist = _build_allowlist(allow) if safe else None
         if isinstance(file_or_buffer, ArchiveReader):
             self.zip_reader = file_or_buffer
         else:
@@ -213,6 +211,8 @@ class PackageImporter(Importer):
         record = self._resource_path(package, resource)
         data = self.zip_reader.read(record)
         if self._allowlist is not None:
+            from ._safe import load_safely
+
             return load_safely(self, record, data, self._allowlist, map_location)
         # A buffered reader lets the C unpickler prefetch: reading a bare BytesIO
         # costs it one Python call per opcode.
@@ -487,6 +487,12 @@ class PackageImporter(Importer):
             name=name,
             archive=self.filename,
         )
+
+
+def _build_allowlist(allow: Iterable[str]) -> Any:
+    from ._allowlist import build_allowlist  # only safe loads need it
+
+    return build_allowlist(allow)
 
 
 def _plain_name(module: Any) -> str:
