@@ -76,3 +76,49 @@ def test_rich_progress_draws_nothing_for_quick_work():
     bar.advance(10)
     bar.stop()
     assert "shown" in stream.getvalue()
+
+
+class _Recorder:
+    def __init__(self):
+        self.events = []
+
+    def start(self, description, total):
+        self.events.append(("start", description, total))
+
+    def advance(self, amount):
+        self.events.append(("advance", amount))
+
+    def stop(self):
+        self.events.append(("stop",))
+
+
+def test_load_pickle_reports_every_byte_of_the_pickle(tmp_path):
+    """PackageImporter(progress=...) hears about each byte load_pickle reads."""
+    from hermetic import PackageExporter, PackageImporter
+
+    path = tmp_path / "p.pt"
+    with PackageExporter(path) as exporter:
+        exporter.save_pickle("data", "big.pkl", list(range(200_000)))
+    recorder = _Recorder()
+    importer = PackageImporter(path, progress=recorder)
+    assert importer.load_pickle("data", "big.pkl") == list(range(200_000))
+    size = importer.zip_reader.record_size("data/big.pkl")
+    assert recorder.events[0] == ("start", "loading data/big.pkl", size)
+    assert sum(e[1] for e in recorder.events if e[0] == "advance") == size
+    assert recorder.events[-1] == ("stop",)
+
+
+def test_scan_reports_each_record(tmp_path):
+    """scan(progress=...) advances once per record and stops."""
+    from hermetic import PackageExporter, scan
+
+    path = tmp_path / "p.pt"
+    with PackageExporter(path) as exporter:
+        exporter.save_pickle("data", "x.pkl", {"a": 1})
+        exporter.save_text("data", "t.txt", "t")
+    recorder = _Recorder()
+    report = scan(path, progress=recorder)
+    assert recorder.events[0][0] == "start"
+    advances = [e for e in recorder.events if e[0] == "advance"]
+    assert len(advances) == len(report.records)
+    assert recorder.events[-1] == ("stop",)

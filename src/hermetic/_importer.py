@@ -49,6 +49,7 @@ from .errors import (
 )
 from .file_structure_representation import Directory, build_directory
 from .importer import Importer
+from .progress import Progress, as_progress
 
 __all__ = ["PackageImporter"]
 
@@ -82,6 +83,9 @@ class PackageImporter(Importer):
             mapped straight from the file are not hashed by default, since that
             reads every byte that zero-copy loading avoids reading: ``"all"`` checks
             them too (or check the whole archive with :func:`verify_archive`).
+        progress: report the bytes of each pickle :meth:`load_pickle` reads
+            (``True`` for a bar on standard error when a load outlasts a second,
+            needs ``hermetic[rich]``; or a :class:`hermetic.progress.Progress`).
 
     Example:
         >>> importer = PackageImporter("model.pt")  # doctest: +SKIP
@@ -102,10 +106,12 @@ class PackageImporter(Importer):
         safe: bool = False,
         allow: Iterable[str] = (),
         verify: bool | Literal["all"] = True,
+        progress: Progress | bool | None = None,
     ) -> None:
         if not safe and tuple(allow):
             raise ValueError("allow= only applies to a safe load: pass safe=True")
         self.safe = safe
+        self._progress = as_progress(progress)
         self._allowlist = _build_allowlist(allow) if safe else None
         if isinstance(file_or_buffer, ArchiveReader):
             self.zip_reader = file_or_buffer
@@ -216,11 +222,20 @@ class PackageImporter(Importer):
             return load_safely(self, record, data, self._allowlist, map_location)
         # A buffered reader lets the C unpickler prefetch: reading a bare BytesIO
         # costs it one Python call per opcode.
-        stream = io.BufferedReader(io.BytesIO(data), buffer_size=1 << 16)
-        unpickler = PackageUnpickler(
-            stream, importer=self, record=record, map_location=map_location
-        )
-        return unpickler.load_or_raise()
+        progress = self._progress
+        raw: io.RawIOBase | io.BytesIO = io.BytesIO(data)
+        if progress is not None:
+            raw = _ReportingReader(data, progress)
+            progress.start(f"loading {record}", len(data))
+        try:
+            stream = io.BufferedReader(raw, buffer_size=1 << 16)
+            unpickler = PackageUnpickler(
+                stream, importer=self, record=record, map_location=map_location
+            )
+            return unpickler.load_or_raise()
+        finally:
+            if progress is not None:
+                progress.stop()
 
     def file_structure(
         self, *, include: str | Iterable[str] = "**", exclude: str | Iterable[str] = ()
@@ -487,6 +502,26 @@ class PackageImporter(Importer):
             name=name,
             archive=self.filename,
         )
+
+
+class _ReportingReader(io.RawIOBase):
+    """Hand out a pickle's bytes, telling *progress* how many were read."""
+
+    def __init__(self, data: bytes, progress: Progress) -> None:
+        self._view = memoryview(data)
+        self._position = 0
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        count = min(len(target), len(self._view) - self._position)
+        target[:count] = self._view[self._position : self._position + count]
+        self._position += count
+        self._progress.advance(count)
+        return count
 
 
 def _build_allowlist(allow: Iterable[str]) -> Any:

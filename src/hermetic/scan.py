@@ -54,6 +54,7 @@ from ._pickle_scan import (
 )
 from ._scan_rules import STORAGE_TYPES, Severity, rate_global, rate_module
 from .errors import HermeticError
+from .progress import Progress, as_progress
 
 __all__ = [
     "DEFAULT_MAX_RECORD_SIZE",
@@ -224,6 +225,7 @@ def scan(
     *,
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
     max_opcodes: int = DEFAULT_MAX_OPCODES,
+    progress: Progress | bool | None = None,
 ) -> Report:
     """Read a package archive and report what loading it would do, running nothing.
 
@@ -233,6 +235,8 @@ def scan(
         max_record_size: larger records are not read; a pickle that large is a
             finding (the scan cannot vouch for it).
         max_opcodes: opcodes read per pickle record, nested pickles included.
+        progress: report the records scanned (``True`` for a bar on standard error
+            when the scan outlasts a second, needs ``hermetic[rich]``).
 
     Raises:
         ArchiveError: the container itself is unreadable or malformed (overlapping
@@ -243,17 +247,25 @@ def scan(
         >>> report.max_severity, report.is_safe_to_load_data_only  # doctest: +SKIP
         (<Severity.INFO: 0>, True)
     """
+    bar = as_progress(progress)
     if isinstance(path_or_file, ArchiveReader):
-        return _Scan(path_or_file, max_record_size, max_opcodes).run()
+        return _Scan(path_or_file, max_record_size, max_opcodes, bar).run()
     with ArchiveReader(path_or_file) as reader:
-        return _Scan(reader, max_record_size, max_opcodes).run()
+        return _Scan(reader, max_record_size, max_opcodes, bar).run()
 
 
 class _Scan:
     """One scan of one archive."""
 
-    def __init__(self, reader: ArchiveReader, max_size: int, max_opcodes: int) -> None:
+    def __init__(
+        self,
+        reader: ArchiveReader,
+        max_size: int,
+        max_opcodes: int,
+        progress: Progress | None = None,
+    ) -> None:
         self.reader = reader
+        self.progress = progress
         self.max_size = max_size
         self.max_opcodes = max_opcodes
         self.findings: list[Finding] = []
@@ -266,8 +278,16 @@ class _Scan:
         records = [self._record(name) for name in names]
         self._check_names(names)
         modules = self._modules(names)
-        for record in records:
-            self._scan_content(record)
+        if self.progress is not None:
+            self.progress.start(f"scanning {reader.name}", len(records))
+        try:
+            for record in records:
+                self._scan_content(record)
+                if self.progress is not None:
+                    self.progress.advance(1)
+        finally:
+            if self.progress is not None:
+                self.progress.stop()
         storages = self._storages(names)
         findings = [*self.findings]
         for pickle in self.pickles:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import open_reader
+from ._common import add_progress_option, make_progress, open_reader
 from ._output import Output
 from ._security import require
 
@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all", action="store_true", help="also list info findings (hidden by default)"
     )
+    add_progress_option(parser)
 
 
 def _rank(severity: object) -> int:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
     """Scan and report; 1 when a finding reaches --fail-on."""
     scan = require("scan", NAME)
     open_reader(args.archive).close()  # a missing or unreadable file fails here
-    report = scan(args.archive)
+    report = scan(args.archive, progress=None if out.json_mode else make_progress(args))
     threshold = SEVERITIES.index(args.fail_on)
     findings: list[Any] = sorted(report.findings, key=lambda f: -_rank(f.severity))
     failed = any(_rank(f.severity) >= threshold for f in findings)
