@@ -540,23 +540,19 @@ class ArchiveWriter:
         """Write *entry*'s local header, data and descriptor; return it with its CRC."""
         extra = _local_extra(entry.offset, len(entry.encoded_name), entry.size)
         self._emit(memoryview(_local_header(entry, extra)), name)
-        crc = total = 0
-        digest = (
-            _Digest(background=entry.size >= _BACKGROUND_HASH_SIZE)
-            if (self._manifest)
-            else None
+        total = 0
+        sums = _Checksums(
+            sha256=self._manifest, background=entry.size >= _BACKGROUND_HASH_SIZE
         )
         try:
             for view in _pieces_of(views):
                 total += view.nbytes
                 if total > entry.size:
                     raise self._size_error(name, entry.size, f"more than {entry.size}")
-                if digest is not None:
-                    digest.update(view)
-                crc = zlib.crc32(view, crc)
+                sums.update(view)
                 self._emit(view, name)
         finally:
-            hexdigest = digest.finish() if digest is not None else None
+            crc, hexdigest = sums.finish()
         if total != entry.size:
             raise self._size_error(name, entry.size, str(total))
         entry = entry._replace(crc=crc)
@@ -1227,34 +1223,64 @@ def _pieces_of(views: Iterable[memoryview]) -> Iterator[memoryview]:
             yield flat
 
 
-class _Digest:
-    """SHA-256 of a record, computed in order, optionally on a helper thread."""
+class _Checksums:
+    """CRC-32 and, for the manifest, SHA-256 of one record, computed in order.
 
-    def __init__(self, *, background: bool) -> None:
-        self._hash = hashlib.sha256()
-        self._queue: queue.SimpleQueue[memoryview | None] | None = None
-        self._thread: threading.Thread | None = None
+    For a large record each runs on its own helper thread while the caller writes
+    (zlib, hashlib and file writes all release the GIL on large buffers), so
+    checksumming overlaps with writing instead of adding to it.
+    """
+
+    def __init__(self, *, sha256: bool, background: bool) -> None:
+        self.crc = 0
+        self._sha = hashlib.sha256() if sha256 else None
+        self._workers: list[_Worker] = []
         if background:
-            self._queue = queue.SimpleQueue()
-            self._thread = threading.Thread(
-                target=self._work, args=(self._queue,), daemon=True
-            )
-            self._thread.start()
+            self._workers.append(_Worker(self._update_crc))
+            if self._sha is not None:
+                self._workers.append(_Worker(self._sha.update))
 
-    def _work(self, pieces: queue.SimpleQueue[memoryview | None]) -> None:
-        while (piece := pieces.get()) is not None:
-            self._hash.update(piece)
+    def _update_crc(self, piece: memoryview) -> None:
+        self.crc = zlib.crc32(piece, self.crc)
 
     def update(self, piece: memoryview) -> None:
-        if self._queue is None:
-            self._hash.update(piece)
-        else:
-            self._queue.put(piece)
+        if self._workers:
+            for worker in self._workers:
+                worker.put(piece)
+            return
+        self._update_crc(piece)
+        if self._sha is not None:
+            self._sha.update(piece)
 
-    def finish(self) -> str:
-        """Wait for the pieces given so far and return the hex digest."""
-        if self._queue is not None and self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._queue = None
-        return self._hash.hexdigest()
+    def finish(self) -> tuple[int, str | None]:
+        """Wait for the pieces given so far; return the CRC-32 and hex digest."""
+        for worker in self._workers:
+            worker.join()
+        self._workers = []
+        return self.crc, None if self._sha is None else self._sha.hexdigest()
+
+
+class _Worker:
+    """A daemon thread that applies one function to queued pieces, in order."""
+
+    def __init__(self, apply: Callable[[memoryview], object]) -> None:
+        self._queue: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._run, args=(apply, self._queue), daemon=True
+        )
+        self._thread.start()
+
+    @staticmethod
+    def _run(
+        apply: Callable[[memoryview], object],
+        pieces: queue.SimpleQueue[memoryview | None],
+    ) -> None:
+        while (piece := pieces.get()) is not None:
+            apply(piece)
+
+    def put(self, piece: memoryview) -> None:
+        self._queue.put(piece)
+
+    def join(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
