@@ -525,6 +525,9 @@ ERROR_SAMPLES = {
     "PackagingError": lambda: PackagingError("text", problems={"why": ["m"]}),
     "PackagingError-real": real_packaging_error,
     "EmptyMatchError": lambda: EmptyMatchError("matched nothing"),
+    "EnvironmentMismatchError": lambda: hermetic.EnvironmentMismatchError(
+        "differs", mismatches=[("numpy", "1.0", "2.0"), ("scipy", "1.2", None)]
+    ),
     "ImportFromPackageError": lambda: ImportFromPackageError(
         "missing", name="pkg.mod", archive="p.pt"
     ),

@@ -146,6 +146,7 @@ def test_file_structure_draws_folders_first_then_files(tree_importer):
         ─── <binary>
             ├── .data
             │   ├── hermetic
+            │   │   ├── environment.json
             │   │   └── manifest.json
             │   ├── extern_modules
             │   ├── python_version

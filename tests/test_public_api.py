@@ -13,6 +13,8 @@ PUBLIC = [
     "ArchiveFormatError",
     "Directory",
     "EmptyMatchError",
+    "EnvironmentMismatchError",
+    "EnvironmentMismatchWarning",
     "GlobGroup",
     "HermeticError",
     "ImportFromPackageError",

@@ -17,15 +17,17 @@ import platform
 import re
 import sys
 import threading
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any, BinaryIO
 
 from . import _mock
 from ._archive import ArchiveWriter
+from ._environment import encode_environment
 from ._find_imports import ImportScanError, find_imports
 from ._format import (
+    ENVIRONMENT_RECORD,
     EXTERN_MODULES_RECORD,
     PYTHON_VERSION_RECORD,
     module_record,
@@ -37,6 +39,7 @@ from ._hooks import RemovableHandle
 from ._mangling import demangle, is_mangled
 from ._patterns import GlobGroup
 from ._pickler import pickle_object
+from ._remote import is_url, open_url_writer
 from ._report import PackagingErrorReason, format_report
 from ._stdlib import is_implicit_extern
 from .errors import EmptyMatchError, PackagingError, PickleSaveError
@@ -93,6 +96,9 @@ class PackageExporter:
         manifest: write ``.data/hermetic/manifest.json``, the SHA-256 of every
             record, which importers check. Hashing costs about a second per GiB of
             tensors; ``False`` skips it (the archive then loads unverified).
+        storage_options: for an fsspec URL target (``s3://``, ``memory://``, ...;
+            needs ``hermetic[fsspec]``), passed to its filesystem. The archive is
+            built in a local temporary file and uploaded only once complete.
 
     Example:
         >>> with PackageExporter("model.pt") as exporter:  # doctest: +SKIP
@@ -108,13 +114,22 @@ class PackageExporter:
         *,
         progress: Progress | bool | None = None,
         manifest: bool = True,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.importer = _as_importer(importer)
         self.debug = debug
         # The manifest (SHA-256 of every record) is written last by the writer.
-        self.zip_file = ArchiveWriter(
-            f, manifest=manifest, progress=as_progress(progress)
-        )
+        if is_url(f):  # issue 9: written locally, uploaded by close()
+            self.zip_file = open_url_writer(
+                str(f),
+                storage_options,
+                manifest=manifest,
+                progress=as_progress(progress),
+            )
+        else:
+            self.zip_file = ArchiveWriter(
+                f, manifest=manifest, progress=as_progress(progress)
+            )
         self.buffer = None if isinstance(f, (str, os.PathLike)) else f
         self.dependency_graph = DiGraph()
         self.patterns: dict[GlobGroup, _Pattern] = {}
@@ -704,6 +719,7 @@ class PackageExporter:
         self.zip_file.write_record(
             PYTHON_VERSION_RECORD, platform.python_version().encode()
         )
+        self.zip_file.write_record(ENVIRONMENT_RECORD, encode_environment(externs))
 
     def _write_mock_module(self, already: bool) -> bool:
         if not already:

@@ -14,6 +14,7 @@ __all__ = [
     "BUFFER_ARCHIVE_NAME",
     "BYTEORDER_RECORD",
     "DATA_DIR",
+    "ENVIRONMENT_RECORD",
     "EXTERN_MODULES_RECORD",
     "FORMAT_VERSION",
     "LEGACY_VERSION_RECORD",
@@ -53,6 +54,8 @@ MAX_EXTERN_MODULES_SIZE = 4 << 20
 #: SHA-256 of every other record (but the signature), written last by hermetic.
 #: Under ``.data/<subfolder>/``, so torch.package's importer never sees it.
 MANIFEST_RECORD = ".data/hermetic/manifest.json"
+#: The Python, platform and extern distribution versions the archive was made with.
+ENVIRONMENT_RECORD = ".data/hermetic/environment.json"
 #: An embedded ed25519 signature of the manifest (``hermetic.sign``).
 SIGNATURE_RECORD = ".data/hermetic/signature.json"
 #: A detached signature of ``model.pt`` is ``model.pt.sig``.

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Literal, cast
 from . import _host_shims
 from ._archive import ArchiveReader
 from ._bytecode_cache import compile_cached
+from ._environment import EnvironmentPolicy, check_environment
 from ._format import (
     EXTERN_MODULES_RECORD,
     MAX_EXTERN_MODULES_SIZE,
@@ -40,6 +41,7 @@ from ._format import (
 from ._integrity import Integrity, attach_checker
 from ._mangling import PackageMangler
 from ._module_tree import ModuleTree, TreeNode
+from ._remote import is_url, open_url_reader
 from ._unpickler import PackageUnpickler
 from .errors import (
     ArchiveError,
@@ -83,9 +85,17 @@ class PackageImporter(Importer):
             mapped straight from the file are not hashed by default, since that
             reads every byte that zero-copy loading avoids reading: ``"all"`` checks
             them too (or check the whole archive with :func:`verify_archive`).
+        environment: compare the archive's recorded environment (extern
+            distribution versions, Python version) with this host's: ``"warn"``
+            emits :class:`EnvironmentMismatchWarning`, ``"error"`` raises
+            :class:`EnvironmentMismatchError`, ``"ignore"`` does not look. Archives
+            without the record (torch.package's) have nothing to compare.
         progress: report the bytes of each pickle :meth:`load_pickle` reads
             (``True`` for a bar on standard error when a load outlasts a second,
             needs ``hermetic[rich]``; or a :class:`hermetic.progress.Progress`).
+        storage_options: for an fsspec URL (``s3://``, ``http(s)://``, ``file://``,
+            ``memory://``; needs ``hermetic[fsspec]``), passed to its filesystem, e.g.
+            ``{"endpoint_url": ...}`` for s3fs. Only the records read are fetched.
 
     Example:
         >>> importer = PackageImporter("model.pt")  # doctest: +SKIP
@@ -106,7 +116,9 @@ class PackageImporter(Importer):
         safe: bool = False,
         allow: Iterable[str] = (),
         verify: bool | Literal["all"] = True,
+        environment: EnvironmentPolicy = "warn",
         progress: Progress | bool | None = None,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not safe and tuple(allow):
             raise ValueError("allow= only applies to a safe load: pass safe=True")
@@ -115,6 +127,8 @@ class PackageImporter(Importer):
         self._allowlist = _build_allowlist(allow) if safe else None
         if isinstance(file_or_buffer, ArchiveReader):
             self.zip_reader = file_or_buffer
+        elif is_url(file_or_buffer):  # issue 9: s3://, http(s)://, memory://, file://
+            self.zip_reader = open_url_reader(str(file_or_buffer), storage_options)
         else:
             self.zip_reader = ArchiveReader(file_or_buffer)
         self.filename = self.zip_reader.name
@@ -122,6 +136,7 @@ class PackageImporter(Importer):
             self.zip_reader.check_spans = verify == "all"
             self.integrity = attach_checker(self.zip_reader, verify=bool(verify))
             self.extern_modules = self._read_extern_modules()
+            check_environment(self.zip_reader, self.filename, environment)
             for module_name in self.extern_modules:
                 if not module_allowed(module_name):
                     raise ImportError(

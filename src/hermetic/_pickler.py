@@ -16,7 +16,13 @@ extra work:
   once in a short prelude (``GLOBAL``, ``BINPUT``, ``POP``) and put in the pickler's
   memo beforehand, so the body refers to them by memo index.
 
-Both cases are found by the first pass, which never calls user hooks with side effects.
+* an exact set or frozenset is written by the C pickler in hash order, which changes
+  with ``PYTHONHASHSEED``, and before any hook can intervene. When the first pass
+  wrote one, the final pass uses the pure-Python pickler instead (several times
+  slower), whose ``reducer_override`` writes a set of strings, bytes, ints or floats
+  as ``set(sorted_items)``, so the archive's bytes do not depend on the hash seed.
+
+All cases are found by the first pass, which never calls user hooks with side effects.
 """
 
 from __future__ import annotations
@@ -139,11 +145,14 @@ class _Pass:
         return False
 
 
-class _Pickler(pickle.Pickler):
-    """One pass: a C pickler whose reducer_override records globals."""
+class _Hooks:
+    """What every pass does, mixed into a C pickler or the pure-Python one."""
 
-    def __init__(self, file: io.BytesIO, protocol: int, state: _Pass, *, final: bool):
-        super().__init__(file, protocol)
+    _state: _Pass
+    _final: bool
+    _protocol: int
+
+    def _init_hooks(self, state: _Pass, protocol: int, *, final: bool) -> None:
         self._state = state
         self._final = final
         self._protocol = protocol
@@ -185,18 +194,10 @@ class _Pickler(pickle.Pickler):
         return NotImplemented  # only the persistent pass has a sink
 
 
-class _PersistentPickler(_Pickler):
-    """The final pass when storages or ``__reduce_package__`` objects are present."""
+class _PersistentHooks(_Hooks):
+    """The final pass's hooks when storages or ``__reduce_package__`` objects occur."""
 
-    def __init__(
-        self,
-        file: io.BytesIO,
-        protocol: int,
-        state: _Pass,
-        sink: StorageSink,
-        exporter: object,
-    ) -> None:
-        super().__init__(file, protocol, state, final=True)
+    def _init_persistent(self, sink: StorageSink, exporter: object) -> None:
         self._sink = sink
         self._exporter = exporter
         # id(obj) -> (obj, persistent id); obj is held so its id stays unique.
@@ -235,6 +236,131 @@ class _PersistentPickler(_Pickler):
         return pid
 
 
+class _Pickler(_Hooks, pickle.Pickler):
+    """One pass: a C pickler whose reducer_override records globals."""
+
+    def __init__(self, file: io.BytesIO, protocol: int, state: _Pass, *, final: bool):
+        super().__init__(file, protocol)
+        self._init_hooks(state, protocol, final=final)
+
+
+class _PersistentPickler(_PersistentHooks, pickle.Pickler):
+    """The final pass when storages or ``__reduce_package__`` objects are present."""
+
+    def __init__(
+        self,
+        file: io.BytesIO,
+        protocol: int,
+        state: _Pass,
+        sink: StorageSink,
+        exporter: object,
+    ) -> None:
+        super().__init__(file, protocol)
+        self._init_hooks(state, protocol, final=True)
+        self._init_persistent(sink, exporter)
+
+
+class _CanonicalPickler(_PersistentHooks, pickle._Pickler):
+    """The final pass when the object holds a set or frozenset: pure Python, slower.
+
+    The C pickler writes exact sets before consulting any hook, in hash order (which
+    changes with ``PYTHONHASHSEED``); the Python one asks ``reducer_override`` first,
+    so a set whose items all have one type of :data:`_SORTABLE` is written as
+    ``set(sorted_items)``. Other sets keep their order (sorting could fail or, for
+    NaNs, be no order at all).
+    """
+
+    memo: dict[int, tuple[int, Any]]
+
+    def __init__(
+        self,
+        file: io.BytesIO,
+        protocol: int,
+        state: _Pass,
+        sink: StorageSink,
+        exporter: object,
+    ) -> None:
+        super().__init__(file, protocol)
+        self._init_hooks(state, protocol, final=True)
+        self._init_persistent(sink, exporter)
+
+    def reducer_override(self, obj: Any, /) -> Any:
+        cls = type(obj)
+        if cls is set or cls is frozenset:
+            items = _sorted_items(obj)
+            if items is not None:
+                return (cls, (items,))
+        return super().reducer_override(obj)
+
+
+#: Item types whose sets are pickled sorted: one total order, no meaning lost.
+_SORTABLE = (str, bytes, int, float)
+#: How the C pickler writes exact sets: calls of these globals at protocol 3 (which
+#: reducer_override sees), these opcodes at protocol 4 (which nothing sees), each
+#: followed at once by MEMOIZE.
+_SET_GLOBALS = frozenset({("builtins", "set"), ("builtins", "frozenset")})
+_SET_OPCODES = (pickle.EMPTY_SET, pickle.FROZENSET)
+_SET_MEMOIZED = tuple(opcode + pickle.MEMOIZE for opcode in _SET_OPCODES)
+
+
+def _sorted_items(items: set[Any] | frozenset[Any]) -> list[Any] | None:
+    """Return the items of a set sorted, or None when sorting is not safe.
+
+    >>> _sorted_items({"b", "a"}), _sorted_items({1, "a"}), _sorted_items(set())
+    (['a', 'b'], None, None)
+    """
+    kinds = {type(item) for item in items}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind not in _SORTABLE:
+        return None
+    if kind is float and any(item != item for item in items):  # NaN: no order
+        return None
+    return sorted(items)
+
+
+def _first_pass(
+    obj: object, protocol: int, importer: Importer, backends: list[SavingBackend]
+) -> tuple[_Pass, bytes, int]:
+    """Run the hook-only C pass; return its state, its bytes and its protocol.
+
+    A protocol 4 pickle is first written at protocol 3, where sets are calls of the
+    global ``builtins.set`` that ``reducer_override`` sees, rather than opcodes no
+    hook sees: finding out whether a set needs sorting then costs nothing, at the
+    price of a second C pass. Objects protocol 3 cannot hold (bytes over 4 GiB)
+    fall back to a protocol 4 first pass.
+    """
+    if protocol >= 4:
+        state = _Pass(importer, backends)
+        first = io.BytesIO()
+        try:
+            _Pickler(first, 3, state, final=False).dump(obj)
+            return state, first.getvalue(), 3
+        except (pickle.PicklingError, OverflowError):
+            pass
+    state = _Pass(importer, backends)
+    first = io.BytesIO()
+    _Pickler(first, protocol, state, final=False).dump(obj)
+    return state, first.getvalue(), protocol
+
+
+def _has_sets(data: bytes, state: _Pass, protocol: int) -> bool:
+    """Tell whether the first pass wrote an exact set or frozenset.
+
+    At protocol 4 a byte search comes first; other data can match it, so the
+    opcodes are then read to be sure (a false positive would cost only speed).
+    """
+    if protocol < 4:
+        return not _SET_GLOBALS.isdisjoint(state.globals)
+    if not any(pattern in data for pattern in _SET_MEMOIZED):
+        return False
+    import pickletools
+
+    return any(
+        op.code.encode("latin-1") in _SET_OPCODES
+        for op, _, _ in pickletools.genops(data)
+    )
+
+
 def _may_reduce_to_name(cls: type) -> bool:
     """Tell whether instances of *cls* may reduce to a global name (a string)."""
     if issubclass(cls, _NEVER_NAMED):
@@ -266,17 +392,19 @@ def pickle_object(
     exporter: object,
 ) -> PickleResult:
     """Pickle *obj*, returning its bytes and the globals it names."""
-    state = _Pass(importer, backends)
-    first = io.BytesIO()
-    _Pickler(first, protocol, state, final=False).dump(obj)
-    if not state.renames and not state.needs_persistent_ids:
-        return PickleResult(first.getvalue(), list(state.globals))
+    state, data, first_protocol = _first_pass(obj, protocol, importer, backends)
+    canonical = _has_sets(data, state, first_protocol)
+    final_needed = state.renames or state.needs_persistent_ids or canonical
+    if not final_needed and first_protocol == protocol:
+        return PickleResult(data, list(state.globals))
     first_order = list(state.globals)
     state.globals = {}
     out = io.BytesIO()
     memo = _write_prelude(out, protocol, state.renames.values())
-    pickler: _Pickler
-    if state.needs_persistent_ids:
+    pickler: _Pickler | _PersistentPickler | _CanonicalPickler
+    if canonical:  # sets: written in sorted order, so hash seeds do not matter
+        pickler = _CanonicalPickler(out, protocol, state, sink, exporter)
+    elif state.needs_persistent_ids:
         pickler = _PersistentPickler(out, protocol, state, sink, exporter)
     else:
         pickler = _Pickler(out, protocol, state, final=True)

@@ -9,6 +9,7 @@
     │       └── SignatureError            a signature is missing, malformed or wrong
     ├── PackagingError                    .problems: broken modules grouped by reason
     ├── EmptyMatchError                   an allow_empty=False pattern matched nothing
+    ├── EnvironmentMismatchError          .mismatches: externs or Python differ
     ├── ImportFromPackageError(ModuleNotFoundError)   not in the package nor extern
     ├── PickleLoadError(pickle.UnpicklingError)       .archive .record .global_name
     ├── PickleSaveError(pickle.PicklingError)         .record: an object cannot be saved
@@ -16,6 +17,9 @@
     ├── ObjMismatchError                  an importer finds a different object by name
     ├── UnsafeContentError                a safe load refused a global, opcode or import
     └── MissingDependencyError(ImportError)           an optional extra is not installed
+
+``EnvironmentMismatchWarning(UserWarning)`` is the warning form of
+``EnvironmentMismatchError`` (the default policy of ``PackageImporter(environment=)``).
 
 Each error subclasses the builtin a caller would already catch, keeps its context in
 attributes and survives pickling (so errors cross process boundaries intact).
@@ -31,6 +35,8 @@ __all__ = [
     "ArchiveError",
     "ArchiveFormatError",
     "EmptyMatchError",
+    "EnvironmentMismatchError",
+    "EnvironmentMismatchWarning",
     "HermeticError",
     "ImportFromPackageError",
     "IntegrityError",
@@ -120,6 +126,28 @@ class PackagingError(HermeticError):
 
 class EmptyMatchError(HermeticError):
     """A pattern registered with ``allow_empty=False`` matched no module."""
+
+
+class EnvironmentMismatchError(HermeticError):
+    """An archive's recorded environment differs from this host's.
+
+    ``mismatches`` lists ``(name, recorded, installed)``: a distribution or
+    ``"Python"``, the version the archive records, and the version here (None when the
+    distribution is not installed).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        mismatches: Iterable[tuple[str, str, str | None]] = (),
+    ):
+        super().__init__(message)
+        self.mismatches = list(mismatches)
+
+
+class EnvironmentMismatchWarning(UserWarning):
+    """An archive's recorded environment differs from this host's (policy "warn")."""
 
 
 class ImportFromPackageError(HermeticError, ModuleNotFoundError):

@@ -488,8 +488,10 @@ def test_reexport_gives_the_same_archive_contents(tppapp, tmp_path):
         reexport(library, tmp_path, tppapp) for library in LIBRARIES
     )
     theirs, ours = records(their_path), records(our_path)
-    # hermetic adds its manifest (SHA-256 of every record), which torch ignores.
-    assert sorted(ours) == sorted([*theirs, ".data/hermetic/manifest.json"])
+    # hermetic adds its manifest (SHA-256 of every record) and recorded environment,
+    # which torch ignores.
+    extra = [".data/hermetic/manifest.json", ".data/hermetic/environment.json"]
+    assert sorted(ours) == sorted([*theirs, *extra])
     for name in ("tppapp.py", "tpphelp.py", "tppleaf.py"):
         assert ours[name] == theirs[name], name
     # Each library writes its own stub code. Both take the re-exported stub for a

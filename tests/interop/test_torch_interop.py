@@ -510,9 +510,13 @@ def test_record_names_equal_torchs_and_contents_differ_only_in_mocks(ipkg, tmp_p
     """Same record names as torch's archive; bytes differ only in mock code and id."""
     theirs, ours = _both_archives(tmp_path, ipkg)
     their_records, our_records = _records(theirs), _records(ours)
-    # hermetic adds its manifest (SHA-256 of every record), which torch ignores.
-    manifest = "same/.data/hermetic/manifest.json"
-    assert sorted(our_records) == sorted([*their_records, manifest])
+    # hermetic adds its manifest (SHA-256 of every record) and recorded environment,
+    # which torch ignores.
+    extra = [
+        "same/.data/hermetic/manifest.json",
+        "same/.data/hermetic/environment.json",
+    ]
+    assert sorted(our_records) == sorted([*their_records, *extra])
     differing = sorted(n for n in their_records if our_records[n] != their_records[n])
     allowed = {
         "same/_mock.py",
@@ -536,6 +540,7 @@ def test_parent_package_init_is_the_only_extra_record(ipkg, tmp_path):
     assert names[hermetic] - names[tpackage] == {
         "ipkg/__init__.py",
         ".data/hermetic/manifest.json",
+        ".data/hermetic/environment.json",
     }
     assert names[tpackage] <= names[hermetic]
 

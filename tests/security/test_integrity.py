@@ -43,6 +43,7 @@ RECORDS = [
     "intmod/util.py",
     ".data/extern_modules",
     ".data/python_version",
+    ".data/hermetic/environment.json",
     ".data/version",
     "byteorder",
     ".data/serialization_id",

@@ -7,7 +7,12 @@ import hashlib
 from dataclasses import asdict
 from typing import Any
 
-from .._format import MANIFEST_RECORD, SERIALIZATION_ID_RECORD, SIGNATURE_RECORD
+from .._format import (
+    ENVIRONMENT_RECORD,
+    MANIFEST_RECORD,
+    SERIALIZATION_ID_RECORD,
+    SIGNATURE_RECORD,
+)
 from ._common import open_reader
 from ._contents import Contents, load_contents, record_digest
 from ._output import Output, human_size
@@ -15,8 +20,11 @@ from ._pickles import TensorInfo, read_pickle
 
 __all__ = ["DESCRIPTION", "HELP", "JSON_DOC", "NAME", "add_arguments", "run"]
 
-#: Records computed from the others: they differ whenever anything does.
-_DERIVED = frozenset({MANIFEST_RECORD, SERIALIZATION_ID_RECORD, SIGNATURE_RECORD})
+#: Records computed from the others (they differ whenever anything does) or that
+#: describe the build host rather than the content (the recorded environment).
+_DERIVED = frozenset(
+    {ENVIRONMENT_RECORD, MANIFEST_RECORD, SERIALIZATION_ID_RECORD, SIGNATURE_RECORD}
+)
 
 NAME = "diff"
 HELP = "compare two archives: modules, records and tensors added, removed or changed"
