@@ -72,10 +72,44 @@ def _installed_version(distribution: str) -> str | None:
         return None
 
 
+def _named_after(top: str) -> str | None:
+    """Return the distribution called *top* if it provides module *top*, else None.
+
+    Most distributions are named after their module (numpy, torch, networkx); asking
+    for one by name reads one metadata folder, where mapping every module to its
+    distributions reads all of them (half a second with torch installed).
+    """
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(top)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+    top_level = dist.read_text("top_level.txt")
+    if top_level is not None:
+        return dist.metadata["Name"] if top in top_level.split() else None
+    files = dist.files or ()
+    provides = any(f.parts and f.parts[0] in (top, f"{top}.py") for f in files)
+    return dist.metadata["Name"] if provides else None
+
+
+def _is_installed(top: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _describe_extern(top: str) -> dict[str, object] | None:
     if is_stdlib_module(top):
         return {"stdlib": True}
-    names = sorted(set(_distributions_of().get(top, ())))
+    direct = _named_after(top)
+    if direct is None and not _is_installed(top):
+        return None  # nothing provides it here: no need to map every distribution
+    providers = [direct] if direct else _distributions_of().get(top, ())
+    names = sorted(set(providers))
     versions = {name: _installed_version(name) for name in names}
     return {"distributions": versions} if versions else None
 
