@@ -85,4 +85,5 @@ SCENARIOS = {
     "state-dict-save": "state_dict_save",
     "small-objects": "small_objects",
     "networkx": "networkx_code",
+    "dask-workers": "dask_workers",
 }
