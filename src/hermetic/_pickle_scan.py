@@ -392,9 +392,11 @@ class _Value:
 _COMPUTED = frozenset({"call", "global", "persistent", "ext", "buffer"})
 _STOP = object()
 #: Values REDUCE cannot take as its argument tuple (loaders raise TypeError).
-_NOT_ARGUMENTS = frozenset(
-    {"list", "dict", "set", "frozenset", "str", "bytes", "num", "none"}
-)
+# REDUCE arguments no loader can call with (not iterable). Other non-tuples (a list,
+# a dict, a string) stop the C unpickler but not pure-Python ones, such as
+# torch.package's, which call ``func(*args)`` with whatever iterable is there.
+_NOT_ARGUMENTS = frozenset({"num", "none"})
+_ODD_ARGUMENTS = frozenset({"list", "dict", "set", "frozenset", "str", "bytes"})
 
 
 class _Machine:
@@ -801,6 +803,16 @@ class _Machine:
         func = self._pop()
         if args.kind in _NOT_ARGUMENTS:
             raise _Malformed(f"REDUCE arguments are a {args.kind}, not a tuple")
+        if args.kind in _ODD_ARGUMENTS:
+            self.collector.add(
+                Severity.MEDIUM,
+                "odd-arguments",
+                f"REDUCE arguments are a {args.kind}, not a tuple: the C unpickler "
+                "refuses them, pure-Python unpicklers (torch.package's) call with "
+                "their items",
+                self.op_offset,
+                "REDUCE",
+            )
         self._call(func, args, "REDUCE")
 
     def _newobj(self) -> None:

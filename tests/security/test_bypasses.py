@@ -261,3 +261,19 @@ def test_a_pickle_that_runs_code_under_torch_package_is_critical(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     assert marker.exists()  # torch.package ran it: scan was right to flag it
+
+
+def test_reduce_with_non_tuple_arguments_is_followed_like_a_python_loader():
+    """REDUCE with a dict as arguments: pure-Python loaders call it; scan goes on.
+
+    Found by the 30-minute fuzz campaign (differential property): the scanner
+    stopped there, while torch.package's pure-Python unpickler continues and may
+    reach later globals.
+    """
+    from hermetic._pickle_scan import scan_pickle
+
+    data = b"\x80\x02ccollections\nOrderedDict\n(dRcos\nsystem\n."
+    result = scan_pickle(data)
+    assert result.complete
+    assert "odd-arguments" in [finding.code for finding in result.findings]
+    assert ("os", "system") in [(g.module, g.name) for g in result.globals]
