@@ -352,7 +352,9 @@ def test_source_too_deep_for_the_parser_raises_scan_error_or_scans():
 
 
 def _sympy_sources() -> list[tuple[Path, str, bool]]:
-    sympy = pytest.importorskip("sympy")
+    sympy = pytest.importorskip(
+        "sympy", reason="scans sympy's sources (in the dev extra)"
+    )
     root = Path(sympy.__file__).parent
     modules = []
     for path in sorted(root.rglob("*.py")):

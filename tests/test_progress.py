@@ -50,7 +50,7 @@ def test_a_failed_export_stops_the_progress():
 
 def test_as_progress_takes_bools_none_and_protocol_objects():
     """True means a rich bar, False/None nothing, anything else must fit Progress."""
-    pytest.importorskip("rich")
+    pytest.importorskip("rich", reason="progress bars need hermetic[rich]")
     assert as_progress(None) is None
     assert as_progress(False) is None
     recorder = Recorder()
@@ -63,7 +63,9 @@ def test_as_progress_takes_bools_none_and_protocol_objects():
 
 def test_rich_progress_draws_nothing_for_quick_work():
     """Work shorter than the delay leaves the console untouched."""
-    rich_console = pytest.importorskip("rich.console")
+    rich_console = pytest.importorskip(
+        "rich.console", reason="progress bars need hermetic[rich]"
+    )
     stream = io.StringIO()
     console = rich_console.Console(file=stream, force_terminal=True)
     bar = RichProgress(delay=60, console=console)

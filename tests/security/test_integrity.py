@@ -292,7 +292,9 @@ def test_damaged_manifest_is_blamed_on_the_manifest(sample, tmp_path):
 def test_archives_with_a_manifest_load_in_torch_package(tmp_path):
     """torch.package ignores .data/hermetic/: manifest and signature are harmless."""
     torch = pytest.importorskip("torch", reason="loads with torch.package")
-    package = pytest.importorskip("torch.package")
+    package = pytest.importorskip(
+        "torch.package", reason="needs torch==2.13.0 (hermetic[torch])"
+    )
 
     path = tmp_path / "model.pt"
     state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(3)}
@@ -316,7 +318,9 @@ def test_archives_with_a_manifest_load_in_torch_package(tmp_path):
 def test_torch_written_archive_loads_unverified(tmp_path):
     """An archive torch.package wrote has no manifest: it loads, unverified."""
     torch = pytest.importorskip("torch", reason="torch writes the archive")
-    package = pytest.importorskip("torch.package")
+    package = pytest.importorskip(
+        "torch.package", reason="needs torch==2.13.0 (hermetic[torch])"
+    )
 
     path = tmp_path / "theirs.pt"
     with package.PackageExporter(str(path)) as exporter:

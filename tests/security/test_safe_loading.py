@@ -460,7 +460,9 @@ def test_state_dict_with_tensors_loads_safely(archive):
 def test_torch_written_state_dict_loads_safely(tmp_path):
     """An archive torch.package wrote loads in safe mode too."""
     torch = pytest.importorskip("torch", reason="torch writes the archive")
-    package = pytest.importorskip("torch.package")
+    package = pytest.importorskip(
+        "torch.package", reason="needs torch==2.13.0 (hermetic[torch])"
+    )
 
     path = tmp_path / "theirs.pt"
     state = torch.nn.Linear(2, 2).state_dict()
