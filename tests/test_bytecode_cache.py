@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import traceback
 
@@ -80,3 +81,40 @@ def test_a_folder_others_can_write_is_not_used(package, tmp_path, monkeypatch):
     module = PackageImporter(package).import_module("cachedmod")
     assert callable(module.fail)
     assert _entries(folder) == []
+
+
+NESTED = (
+    "class Shape:\n"
+    "    def area(self):\n"
+    "        def inner():\n"
+    "            raise ValueError('nested')\n"
+    "        return inner()\n"
+)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_cached_code_names_the_packaged_file_at_every_depth(
+    archive, cache_dir, newline
+):
+    """Methods and inner functions of a cached module report its file and lines."""
+    with PackageExporter(archive) as exporter:
+        exporter.save_source_string("shapes", NESTED.replace("\n", newline))
+    for _ in range(2):  # a compile, then a cache hit
+        module = PackageImporter(archive).import_module("shapes")
+        with pytest.raises(ValueError, match="nested") as info:
+            module.Shape().area()
+        frames = traceback.extract_tb(info.value.__traceback__)[1:]
+        assert [(f.filename, f.lineno, f.name) for f in frames] == [
+            (module.__file__, 5, "area"),
+            (module.__file__, 4, "inner"),
+        ]
+    assert len(_entries(cache_dir)) == 1
+
+
+def test_entry_is_keyed_by_the_manifest_digest(package, cache_dir):
+    """A record already checked against the manifest is not hashed again for the key."""
+    importer = PackageImporter(package)
+    importer.import_module("cachedmod")
+    manifest = json.loads(importer.zip_reader.read(".data/hermetic/manifest.json"))
+    (entry,) = _entries(cache_dir)
+    assert entry.stem == manifest["records"]["cachedmod.py"]["sha256"]

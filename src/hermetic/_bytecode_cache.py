@@ -2,8 +2,10 @@
 
 Loading a package compiles every module it imports; the second load of the same
 source should cost what a plain import with ``.pyc`` files costs. Entries are keyed by
-SHA-256 of the source bytes and the interpreter's bytecode magic number, so a hit can
-only be the code compiled from those exact bytes by this Python.
+SHA-256 of the source record's bytes, in a folder per bytecode magic number, so a hit
+can only be the code compiled from those exact bytes by this Python. When the importer
+has already checked the record against the archive's manifest, it passes that digest
+and the source is not hashed a second time.
 
 Safety: the folder is created private (``0o700``) and not used at all if another user
 owns it or others may write to it; each entry carries the SHA-256 of its payload, so a
@@ -16,6 +18,7 @@ default is ``$XDG_CACHE_HOME/hermetic/bytecode``, else ``~/.cache/hermetic/bytec
 
 from __future__ import annotations
 
+import _imp
 import contextlib
 import hashlib
 import importlib.util
@@ -33,27 +36,48 @@ _PLACEHOLDER = "<hermetic-cached>"
 _DIGEST_SIZE = 32
 
 
-def compile_cached(source: bytes, filename: str) -> CodeType:
-    """Return *source* compiled as if from *filename*, reusing a cached compile."""
+def compile_cached(source: bytes, filename: str, *, sha256: str = "") -> CodeType:
+    """Return *source* compiled as if from *filename*, reusing a cached compile.
+
+    *sha256* is the hex digest of *source* when the caller knows it already.
+    """
     folder = _cache_folder()
     if folder is None:
-        return compile(source, filename, "exec", dont_inherit=True)
-    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + source).hexdigest()
+        return compile(_universal_newlines(source), filename, "exec", dont_inherit=True)
+    key = sha256 or hashlib.sha256(source).hexdigest()
     entry = os.path.join(folder, key[:2], f"{key}.bin")
     code = _read_entry(entry)
     if code is None:
-        code = compile(source, _PLACEHOLDER, "exec", dont_inherit=True)
+        normalized = _universal_newlines(source)
+        code = compile(normalized, _PLACEHOLDER, "exec", dont_inherit=True)
         _write_entry(entry, code)
     return with_filename(code, filename)
 
 
 def with_filename(code: CodeType, filename: str) -> CodeType:
-    """Return *code* and every code object inside it with ``co_filename`` replaced."""
+    """Return *code* with ``co_filename`` of it and every code object in it replaced.
+
+    *code* must be fresh from ``compile`` or ``marshal.loads`` (nobody else holds
+    it): CPython's own helper for ``.pyc`` files relabels it in place, in C.
+    """
+    fix = getattr(_imp, "_fix_co_filename", None)
+    if fix is not None:
+        fix(code, filename)
+        return code
+    return _replaced_filename(code, filename)
+
+
+def _replaced_filename(code: CodeType, filename: str) -> CodeType:
     constants = tuple(
-        with_filename(const, filename) if isinstance(const, CodeType) else const
+        _replaced_filename(const, filename) if isinstance(const, CodeType) else const
         for const in code.co_consts
     )
     return code.replace(co_filename=filename, co_consts=constants)
+
+
+def _universal_newlines(source: bytes) -> bytes:
+    """Return *source* with CRLF and CR line ends made LF, as ``compile`` expects."""
+    return source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 def _cache_folder() -> str | None:

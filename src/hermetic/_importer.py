@@ -38,7 +38,7 @@ from ._format import (
     PYTHON_VERSION_RECORD,
     resource_record,
 )
-from ._integrity import Integrity, attach_checker
+from ._integrity import Integrity, RecordChecker, attach_checker
 from ._mangling import PackageMangler
 from ._module_tree import ModuleTree, TreeNode
 from ._remote import is_url, open_url_reader
@@ -480,8 +480,9 @@ class PackageImporter(Importer):
 
     def _compile(self, record: str, filename: str) -> CodeType:
         source = self.zip_reader.read(record)
-        source = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        return compile_cached(source, filename)
+        checker = self.zip_reader.check_record
+        checked = checker.checked if isinstance(checker, RecordChecker) else {}
+        return compile_cached(source, filename, sha256=checked.get(record, ""))
 
     def _handle_fromlist(
         self, module: Any, fromlist: Iterable[str], *, recursive: bool = False

@@ -44,6 +44,8 @@ class RecordChecker:
     def __init__(self, archive: str, digests: Mapping[str, Digest]) -> None:
         self._archive = archive
         self._digests = digests
+        #: Record name → hex SHA-256 of every record that passed the check.
+        self.checked: dict[str, str] = {}
 
     def __call__(self, name: str, pieces: Iterable[bytes | memoryview]) -> None:
         expected = self._digests.get(name)
@@ -67,6 +69,7 @@ class RecordChecker:
                 archive=self._archive,
                 record=name,
             )
+        self.checked[name] = expected.sha256
 
 
 def read_manifest(reader: ArchiveReader) -> tuple[bytes, dict[str, Digest]] | None:
