@@ -280,6 +280,34 @@ def test_mismatch_passes_with_policy_ignore():
     assert importer.load_text("p", "note.txt") == "hi"
 
 
+class _FakeDistribution:
+    """Just enough of importlib.metadata.Distribution for the version lookup."""
+
+    def __init__(self, metadata: str) -> None:
+        self._metadata = metadata
+        self.version = "from-email-parser"
+
+    def read_text(self, name: str) -> str | None:
+        return self._metadata if name == "METADATA" else None
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ("Metadata-Version: 2.1\nName: demo\nVersion: 1.2.3\n\nVersion: 9\n", "1.2.3"),
+        ("Name: demo\r\nversion :  4.5+local \r\n", "4.5+local"),
+        ("Name: demo\n\nVersion: 9 (in the description)\n", "from-email-parser"),
+        ("Name: demo\r\n\r\nVersion: 9\r\n", "from-email-parser"),
+    ],
+)
+def test_installed_version_reads_the_header_only(metadata, expected):
+    """The Version header counts; a "Version:" line in the description does not."""
+    from hermetic._environment import _version_header
+
+    dist = _FakeDistribution(metadata)
+    assert (_version_header(dist) or dist.version) == expected  # type: ignore[arg-type]
+
+
 def test_unknown_policy_is_refused():
     """A policy other than warn, error or ignore is a ValueError."""
     with pytest.raises(ValueError, match="environment must be one of"):

@@ -83,8 +83,9 @@ def _version_header(dist: importlib.metadata.Distribution) -> str | None:
     e-mail message: a millisecond or more per distribution on every load.
     """
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-    end = text.find("\n\n")
-    for line in (text if end < 0 else text[:end]).splitlines():
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the headers end at the first blank line
         name, colon, value = line.partition(":")
         if colon and name.strip().lower() == "version":
             return value.strip() or None
