@@ -18,7 +18,6 @@ import itertools
 import mmap
 import operator
 import os
-import queue
 import re
 import struct
 import sys
@@ -31,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
+from ._checksums import BACKGROUND_SIZE, Checksums, DigestBatch, pieces_of
 from ._format import (
     ALIGNMENT,
     BUFFER_ARCHIVE_NAME,
@@ -413,6 +413,7 @@ class ArchiveWriter:
         # With a manifest, each record's SHA-256 is taken while it is written.
         self._manifest = manifest
         self._digests: dict[str, str] = {}
+        self._batch: DigestBatch | None = None  # see deferred_digests()
         self._offset = 0
         self._closed = False
         self._broken = False
@@ -476,6 +477,23 @@ class ArchiveWriter:
         """Write *data* as record *name* (relative to the archive folder)."""
         view = _byte_view(data)
         self._write_entry(name, (view,), view.nbytes)
+
+    @contextlib.contextmanager
+    def deferred_digests(self) -> Iterator[None]:
+        """Let large records written in the block finish their SHA-256 later.
+
+        Hashing one record then overlaps writing the next. The caller must leave the
+        buffers it passes unchanged until the block ends; every digest is done then.
+        """
+        if not self._manifest or self._batch is not None:
+            yield
+            return
+        self._batch = DigestBatch(self._digests)
+        try:
+            yield
+        finally:
+            batch, self._batch = self._batch, None
+            batch.finish()
 
     def write_record_stream(
         self, name: str, chunks: Iterable[bytes | bytearray | memoryview], size: int
@@ -541,23 +559,23 @@ class ArchiveWriter:
         extra = _local_extra(entry.offset, len(entry.encoded_name), entry.size)
         self._emit(memoryview(_local_header(entry, extra)), name)
         total = 0
-        sums = _Checksums(
-            sha256=self._manifest, background=entry.size >= _BACKGROUND_HASH_SIZE
+        sums = Checksums(
+            sha256=self._manifest,
+            background=entry.size >= BACKGROUND_SIZE,
+            batch=self._batch,
         )
         try:
-            for view in _pieces_of(views):
+            for view in pieces_of(views):
                 total += view.nbytes
                 if total > entry.size:
                     raise self._size_error(name, entry.size, f"more than {entry.size}")
                 sums.update(view)
                 self._emit(view, name)
         finally:
-            crc, hexdigest = sums.finish()
+            crc = sums.finish(name, self._digests)
         if total != entry.size:
             raise self._size_error(name, entry.size, str(total))
         entry = entry._replace(crc=crc)
-        if hexdigest is not None:
-            self._digests[name] = hexdigest
         if entry.size:
             self._emit(memoryview(_data_descriptor(entry)), name)
         return entry
@@ -1205,82 +1223,3 @@ def _close_quietly(file: BinaryIO) -> None:
     """Close *file*, ignoring errors (a finalizer must not raise)."""
     with contextlib.suppress(OSError):
         file.close()
-
-
-#: Records at least this large are hashed on a second thread while the first one
-#: computes their CRC-32 and writes them (both release the GIL on large buffers).
-_BACKGROUND_HASH_SIZE = 8 << 20
-_PIECE_SIZE = 16 << 20
-
-
-def _pieces_of(views: Iterable[memoryview]) -> Iterator[memoryview]:
-    """Yield *views* cut into pieces of at most 16 MiB, so hashing can overlap."""
-    for view in views:
-        flat = view.cast("B") if view.format != "B" or view.ndim != 1 else view
-        for start in range(0, flat.nbytes, _PIECE_SIZE):
-            yield flat[start : start + _PIECE_SIZE]
-        if flat.nbytes == 0:
-            yield flat
-
-
-class _Checksums:
-    """CRC-32 and, for the manifest, SHA-256 of one record, computed in order.
-
-    For a large record each runs on its own helper thread while the caller writes
-    (zlib, hashlib and file writes all release the GIL on large buffers), so
-    checksumming overlaps with writing instead of adding to it.
-    """
-
-    def __init__(self, *, sha256: bool, background: bool) -> None:
-        self.crc = 0
-        self._sha = hashlib.sha256() if sha256 else None
-        self._workers: list[_Worker] = []
-        if background:
-            self._workers.append(_Worker(self._update_crc))
-            if self._sha is not None:
-                self._workers.append(_Worker(self._sha.update))
-
-    def _update_crc(self, piece: memoryview) -> None:
-        self.crc = zlib.crc32(piece, self.crc)
-
-    def update(self, piece: memoryview) -> None:
-        if self._workers:
-            for worker in self._workers:
-                worker.put(piece)
-            return
-        self._update_crc(piece)
-        if self._sha is not None:
-            self._sha.update(piece)
-
-    def finish(self) -> tuple[int, str | None]:
-        """Wait for the pieces given so far; return the CRC-32 and hex digest."""
-        for worker in self._workers:
-            worker.join()
-        self._workers = []
-        return self.crc, None if self._sha is None else self._sha.hexdigest()
-
-
-class _Worker:
-    """A daemon thread that applies one function to queued pieces, in order."""
-
-    def __init__(self, apply: Callable[[memoryview], object]) -> None:
-        self._queue: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(
-            target=self._run, args=(apply, self._queue), daemon=True
-        )
-        self._thread.start()
-
-    @staticmethod
-    def _run(
-        apply: Callable[[memoryview], object],
-        pieces: queue.SimpleQueue[memoryview | None],
-    ) -> None:
-        while (piece := pieces.get()) is not None:
-            apply(piece)
-
-    def put(self, piece: memoryview) -> None:
-        self._queue.put(piece)
-
-    def join(self) -> None:
-        self._queue.put(None)
-        self._thread.join()

@@ -298,8 +298,11 @@ class PackageExporter:
         except Exception as exc:
             sink.forget()
             raise PickleSaveError(str(exc), record=record) from exc
-        for key, data in pending:
-            self.zip_file.write_record(storage_record(key), data)
+        # The storages stay referenced by *pending* (and unchanged: the caller is
+        # inside save_pickle) until their deferred digests are done.
+        with self.zip_file.deferred_digests():
+            for key, data in pending:
+                self.zip_file.write_record(storage_record(key), data)
         if dependencies:
             self._add_pickle_dependencies(package, resource, result.globals)
         self.zip_file.write_record(record, result.data)
