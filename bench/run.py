@@ -15,6 +15,7 @@ This is not a test: nothing here fails when a target is missed.
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib
 import importlib.util
 import os
@@ -33,8 +34,10 @@ from _report import format_table, machine_facts, write_results
 from scenarios import SCALES, SCENARIOS, Config, Outcome
 
 #: (repeats, repeats of context-only variants, warm-up runs, cold cache?) per scale.
+#: Seven runs for targets: on a small VM one large write in three or four can stall
+#: for a second or more, and a median of five is not safe from two of them.
 DEFAULT_RUNS = {
-    "full": (5, 5, 1, True),
+    "full": (7, 5, 1, True),
     "quick": (3, 1, 0, False),
     "tiny": (1, 1, 0, False),
 }
@@ -148,7 +151,10 @@ def _snapshot_hermetic(workdir: Path) -> str | None:
     """Copy the hermetic package that workers would import; make them import the copy.
 
     Other people may edit the working tree while a long run goes on; with a copy,
-    every measurement of one run uses the same code. Returns where it came from.
+    every measurement of one run uses the same code. The copy is compiled to ``.pyc``
+    files, as ``pip install`` does: workers would otherwise compile hermetic's own
+    modules inside their clocks whenever ``PYTHONDONTWRITEBYTECODE`` is set.
+    Returns where it came from.
     """
     spec = importlib.util.find_spec("hermetic")
     if spec is None or spec.origin is None:
@@ -157,6 +163,8 @@ def _snapshot_hermetic(workdir: Path) -> str | None:
     target = workdir / "snapshot"
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(source, target / "hermetic", ignore=ignore)
+    if not compileall.compile_dir(target / "hermetic", quiet=1):
+        raise RuntimeError(f"cannot compile the copy of hermetic in {target}")
     paths = [str(target), os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     found = subprocess.run(
