@@ -14,15 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hermetic._archive import (
-    ArchiveReader,
-    ArchiveWriter,
-    _central_entry,
-    _data_descriptor,
-    _end_records,
-    _Entry,
-    _local_extra,
-    _zip64_central,
+from hermetic._archive import ArchiveReader, ArchiveWriter
+from hermetic._zip_layout import (
+    Entry,
+    central_entry,
+    data_descriptor,
+    end_records,
+    local_extra,
+    zip64_central,
 )
 from hermetic.errors import ArchiveError, ArchiveFormatError
 
@@ -305,25 +304,25 @@ def test_headers_match_torch_file_writer_layout(tmp_path):
 def test_zip64_helpers_reproduce_torch_bytes_past_4_gib():
     """ZIP64 extras, descriptors and end records match a real torch >4 GiB archive."""
     big = 4 * 1024**3 + 100
-    assert _local_extra(85, 5, big) == (
+    assert local_extra(85, 5, big) == (
         bytes.fromhex("0100100064000000010000000000000000000000")
         + b"FB0\x00"
         + b"Z" * 48
     )
     beyond = 4294967612
-    assert _local_extra(beyond, 3, 0) == (
+    assert local_extra(beyond, 3, 0) == (
         bytes.fromhex("010008003c01000001000000") + b"FB\x13\x00" + b"Z" * 19
     )
-    assert _zip64_central(85, big) == bytes.fromhex(
+    assert zip64_central(85, big) == bytes.fromhex(
         "0100100064000000010000006400000001000000"
     )
-    assert _data_descriptor(_Entry(b"g/b", 4294967680, 6, 0x718498E8, 0x0808)) == (
+    assert data_descriptor(Entry(b"g/b", 4294967680, 6, 0x718498E8, 0x0808)) == (
         bytes.fromhex("504b0708e898847106000000000000000600000000000000")
     )
-    assert _data_descriptor(_Entry(b"g/a", 0, 5, 0x3610A686, 0x0808)) == (
+    assert data_descriptor(Entry(b"g/a", 0, 5, 0x3610A686, 0x0808)) == (
         bytes.fromhex("504b070886a610360500000005000000")
     )
-    assert _end_records(7, 4294968192, 466).hex() == (
+    assert end_records(7, 4294968192, 466).hex() == (
         "504b06062c000000000000001e032d000000000000000000070000000000000007000000"
         "00000000d2010000000000008003000001000000504b0607000000005205000001000000"
         "01000000504b05060000000007000700d2010000ffffffff0000"
@@ -344,7 +343,7 @@ def test_zip64_helpers_reproduce_torch_bytes_past_4_gib():
 )
 def test_local_extra_aligns_data_for_any_offset_and_size(offset, size, zip64_size):
     """The FB block follows any ZIP64 block and pads the data to a multiple of 64."""
-    extra = _local_extra(offset, 11, size)
+    extra = local_extra(offset, 11, size)
     assert (offset + 30 + 11 + len(extra)) % 64 == 0
     assert extra[zip64_size : zip64_size + 2] == b"FB"
     pad = struct.unpack_from("<H", extra, zip64_size + 2)[0]
@@ -353,10 +352,10 @@ def test_local_extra_aligns_data_for_any_offset_and_size(offset, size, zip64_siz
 
 def test_central_entry_marks_zip64_fields():
     """Central entries put 0xFFFFFFFF in overflowing fields, the value in the extra."""
-    entry = _Entry(b"p/x", 2**32 + 1, 2**32, 7, 0x0808)
-    fields = CENTRAL.unpack_from(_central_entry(entry))
+    entry = Entry(b"p/x", 2**32 + 1, 2**32, 7, 0x0808)
+    fields = CENTRAL.unpack_from(central_entry(entry))
     assert (fields[8], fields[9], fields[16]) == (0xFFFFFFFF,) * 3
-    extra = _central_entry(entry)[CENTRAL.size + 3 :]
+    extra = central_entry(entry)[CENTRAL.size + 3 :]
     assert struct.unpack("<HH3Q", extra) == (1, 24, 2**32, 2**32, 2**32 + 1)
 
 

@@ -15,7 +15,7 @@ from hermetic._checksums import BACKGROUND_SIZE, Checksums, DigestBatch
 from hermetic._integrity import verify_archive
 
 MANIFEST = ".data/hermetic/manifest.json"
-# Sizes below, at and above the helper-thread threshold, and several 16 MiB pieces.
+# Sizes below, at and above the helper-thread threshold, and many pieces.
 SIZES = [0, 1, 4096, BACKGROUND_SIZE - 1, BACKGROUND_SIZE, 3 * (16 << 20) + 5]
 
 

@@ -12,7 +12,6 @@ write, never extracts to disk, and reads no multi-disk, encrypted, bzip2 or lzma
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import itertools
 import mmap
@@ -28,11 +27,10 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO
 
 from ._checksums import BACKGROUND_SIZE, Checksums, DigestBatch, pieces_of
 from ._format import (
-    ALIGNMENT,
     BUFFER_ARCHIVE_NAME,
     BYTEORDER_RECORD,
     FORMAT_VERSION,
@@ -45,6 +43,19 @@ from ._format import (
     archive_name_for_path,
 )
 from ._manifest import EXEMPT_RECORDS, Digest, encode_manifest
+from ._zip_layout import (
+    FLAGS,
+    FLAGS_EMPTY,
+    LOCAL,
+    LOCAL_SIG,
+    Entry,
+    central_entry,
+    data_descriptor,
+    end_records,
+    local_extra,
+    local_header,
+    serialization_id,
+)
 from .errors import ArchiveError, ArchiveFormatError, HermeticError
 
 if TYPE_CHECKING:
@@ -53,19 +64,7 @@ if TYPE_CHECKING:
 __all__ = ["ArchiveReader", "ArchiveWriter"]
 
 _BINARY_NAME = "<binary>"
-#: Sizes and offsets at or past this value move into a ZIP64 extra field.
-_ZIP64_LIMIT = 0xFFFFFFFF
-_MAX_ENTRIES_16 = 0xFFFF
-_ZIP64_EXTRA_ID = 0x0001
-_PAD_EXTRA_ID = b"FB"
-_PAD_BYTE = b"Z"
-#: Bit 3 (sizes in a data descriptor) and bit 11 (UTF-8 name); torch drops bit 3 and
-#: the descriptor for empty records (miniz stores those without one).
-_FLAGS = 0x0808
-_FLAGS_EMPTY = 0x0800
 _FLAG_ENCRYPTED = 0x0001
-_ZIP64_MADE_BY = 0x031E
-_ZIP64_NEEDED = 45
 _SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 _MAX_VERSION_RECORD_SIZE = 32
 #: Deflate cannot expand data much more than 1032 to 1; a record that declares more
@@ -74,17 +73,6 @@ _MAX_DEFLATE_RATIO = 1032
 _DEFLATE_SLACK = 1024
 #: os.pread may return less than asked for; this keeps each call well below 2 GiB.
 _PREAD_CHUNK = 1 << 30
-
-_LOCAL = struct.Struct("<4sHHHHHIIIHH")
-_LOCAL_SIG = b"PK\x03\x04"
-_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
-_CENTRAL_SIG = b"PK\x01\x02"
-_DESCRIPTOR_SIG = b"PK\x07\x08"
-_DESCRIPTOR32 = struct.Struct("<4sIII")
-_DESCRIPTOR64 = struct.Struct("<4sIQQ")
-_EOCD64 = struct.Struct("<4sQHHIIQQQQ")
-_EOCD64_LOCATOR = struct.Struct("<4sIQI")
-_EOCD = struct.Struct("<4sHHHHIIH")
 _VERSION_TEXT = re.compile(rb"\s*[0-9]+\s*")
 
 #: Everything the stdlib may raise on a malformed archive or a failing disk.
@@ -161,132 +149,6 @@ def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
     if view.c_contiguous:
         return view.cast("B")
     return memoryview(view.tobytes())
-
-
-def _zip64_local(offset: int, size: int) -> bytes:
-    """Return the local ZIP64 extra block torch writes for a record, or b"" if none.
-
-    As in miniz, the compressed size is still 0 when the local header is written.
-
-    >>> _zip64_local(0, 5)
-    b''
-    >>> _zip64_local(0x1_0000_0000, 5).hex()
-    '010008000000000001000000'
-    >>> _zip64_local(0, 0x1_0000_0000).hex()
-    '0100100000000000010000000000000000000000'
-    """
-    fields = [size, 0] if size >= _ZIP64_LIMIT else []
-    if offset >= _ZIP64_LIMIT:
-        fields.append(offset)
-    return _zip64_block(fields)
-
-
-def _zip64_central(offset: int, size: int) -> bytes:
-    """Return the central-directory ZIP64 extra block for a record, or b"" if none.
-
-    >>> _zip64_central(0x1_0000_0000, 5).hex()
-    '010008000000000001000000'
-    """
-    fields = [size, size] if size >= _ZIP64_LIMIT else []
-    if offset >= _ZIP64_LIMIT:
-        fields.append(offset)
-    return _zip64_block(fields)
-
-
-def _zip64_block(fields: list[int]) -> bytes:
-    """Pack *fields* as a ZIP64 extended-information extra block (b"" when empty)."""
-    if not fields:
-        return b""
-    count = len(fields)
-    return struct.pack(f"<HH{count}Q", _ZIP64_EXTRA_ID, 8 * count, *fields)
-
-
-def _local_extra(offset: int, name_size: int, size: int) -> bytes:
-    """Return the local extra field that makes a record's data start on an ALIGNMENT.
-
-    *offset* is where the local header starts and *name_size* the encoded name length.
-
-    >>> extra = _local_extra(0, 3, 5)
-    >>> (30 + 3 + len(extra)) % 64, extra[:4]
-    (0, b'FB\\x1b\\x00')
-    """
-    zip64 = _zip64_local(offset, size)
-    start = offset + _LOCAL.size + name_size + len(zip64) + 4
-    pad = -start % ALIGNMENT
-    return zip64 + _PAD_EXTRA_ID + struct.pack("<H", pad) + _PAD_BYTE * pad
-
-
-def _clamp32(value: int) -> int:
-    """Return *value*, or the ZIP64 marker 0xFFFFFFFF when it does not fit."""
-    return min(value, _ZIP64_LIMIT)
-
-
-class _Entry(NamedTuple):
-    """What the central directory needs to know about one written record."""
-
-    encoded_name: bytes
-    offset: int
-    size: int
-    crc: int
-    flags: int
-
-
-def _local_header(entry: _Entry, extra: bytes) -> bytes:
-    """Return the local file header of *entry*; CRC and sizes follow in a descriptor."""
-    name = entry.encoded_name
-    fixed = _LOCAL.pack(
-        _LOCAL_SIG, 0, entry.flags, 0, 0, 0, 0, 0, 0, len(name), len(extra)
-    )
-    return fixed + name + extra
-
-
-def _data_descriptor(entry: _Entry) -> bytes:
-    """Return the data descriptor after *entry*'s data (8-byte sizes past 4 GiB)."""
-    if entry.size >= _ZIP64_LIMIT or entry.offset >= _ZIP64_LIMIT:
-        return _DESCRIPTOR64.pack(_DESCRIPTOR_SIG, entry.crc, entry.size, entry.size)
-    return _DESCRIPTOR32.pack(_DESCRIPTOR_SIG, entry.crc, entry.size, entry.size)
-
-
-def _central_entry(entry: _Entry) -> bytes:
-    """Return the central-directory record of *entry*."""
-    extra = _zip64_central(entry.offset, entry.size)
-    size = _clamp32(entry.size)
-    name = entry.encoded_name
-    fixed = _CENTRAL.pack(
-        _CENTRAL_SIG, 0, 0, entry.flags, 0, 0, 0, entry.crc, size, size,
-        len(name), len(extra), 0, 0, 0, 0, _clamp32(entry.offset),
-    )  # fmt: skip
-    return fixed + name + extra
-
-
-def _end_records(count: int, cd_offset: int, cd_size: int) -> bytes:
-    """Return the ZIP64 end record, its locator and the classic end record."""
-    eocd64_offset = cd_offset + cd_size
-    eocd64 = _EOCD64.pack(
-        b"PK\x06\x06", _EOCD64.size - 12, _ZIP64_MADE_BY, _ZIP64_NEEDED, 0, 0,
-        count, count, cd_size, cd_offset,
-    )  # fmt: skip
-    locator = _EOCD64_LOCATOR.pack(b"PK\x06\x07", 0, eocd64_offset, 1)
-    count16 = min(count, _MAX_ENTRIES_16)
-    eocd = _EOCD.pack(
-        b"PK\x05\x06", 0, 0, count16, count16, _clamp32(cd_size), _clamp32(cd_offset), 0
-    )
-    return eocd64 + locator + eocd
-
-
-def _serialization_id(entries: Iterable[_Entry]) -> bytes:
-    """Return 40 ASCII digits derived from the records' names and CRCs only.
-
-    torch combines C++ hashes, which cannot be reproduced; this keeps the shape (20
-    digits from the names, 20 from the CRCs) and stays deterministic.
-    """
-    names, crcs = hashlib.sha256(), hashlib.sha256()
-    for entry in entries:
-        names.update(entry.encoded_name + b"\0")
-        crcs.update(struct.pack("<I", entry.crc))
-    high = int.from_bytes(names.digest(), "big") % 10**20
-    low = int.from_bytes(crcs.digest(), "big") % 10**20
-    return f"{high:020d}{low:020d}".encode("ascii")
 
 
 def _fspath(path: str | os.PathLike[str], owner: str) -> str:
@@ -408,7 +270,7 @@ class ArchiveWriter:
         manifest: bool = False,
         progress: Progress | None = None,
     ) -> None:
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._progress = progress  # told of every byte written (hermetic.progress)
         # With a manifest, each record's SHA-256 is taken while it is written.
         self._manifest = manifest
@@ -532,7 +394,7 @@ class ArchiveWriter:
                 archive=self.name,
             )
 
-    def _new_entry(self, name: str, size: int) -> _Entry:
+    def _new_entry(self, name: str, size: int) -> Entry:
         """Return the entry for a new record, refusing bad and duplicate names."""
         if not isinstance(name, str):
             raise TypeError(f"record name must be str, got {type(name).__name__}")
@@ -549,15 +411,15 @@ class ArchiveWriter:
             raise ArchiveFormatError(
                 "record name is longer than 65535 bytes", archive=self.name, record=name
             )
-        flags = _FLAGS if size else _FLAGS_EMPTY
-        return _Entry(encoded, self._offset, size, 0, flags)
+        flags = FLAGS if size else FLAGS_EMPTY
+        return Entry(encoded, self._offset, size, 0, flags)
 
     def _write_header_and_data(
-        self, entry: _Entry, views: Iterable[memoryview], name: str
-    ) -> _Entry:
+        self, entry: Entry, views: Iterable[memoryview], name: str
+    ) -> Entry:
         """Write *entry*'s local header, data and descriptor; return it with its CRC."""
-        extra = _local_extra(entry.offset, len(entry.encoded_name), entry.size)
-        self._emit(memoryview(_local_header(entry, extra)), name)
+        extra = local_extra(entry.offset, len(entry.encoded_name), entry.size)
+        self._emit(memoryview(local_header(entry, extra)), name)
         total = 0
         sums = Checksums(
             sha256=self._manifest,
@@ -577,7 +439,7 @@ class ArchiveWriter:
             raise self._size_error(name, entry.size, str(total))
         entry = entry._replace(crc=crc)
         if entry.size:
-            self._emit(memoryview(_data_descriptor(entry)), name)
+            self._emit(memoryview(data_descriptor(entry)), name)
         return entry
 
     def _size_error(self, name: str, size: int, got: str) -> ArchiveError:
@@ -624,7 +486,7 @@ class ArchiveWriter:
         if BYTEORDER_RECORD not in self._entries:
             self.write_record(BYTEORDER_RECORD, sys.byteorder.encode("ascii"))
         if SERIALIZATION_ID_RECORD not in self._entries:
-            ident = _serialization_id(self._entries.values())
+            ident = serialization_id(self._entries.values())
             self.write_record(SERIALIZATION_ID_RECORD, ident)
 
     def _write_manifest(self) -> None:
@@ -646,10 +508,10 @@ class ArchiveWriter:
         """Write the central directory and the end records after the last record."""
         cd_offset = self._offset
         for entry in self._entries.values():
-            self._emit(memoryview(_central_entry(entry)))
+            self._emit(memoryview(central_entry(entry)))
         cd_size = self._offset - cd_offset
         count = len(self._entries)
-        self._emit(memoryview(_end_records(count, cd_offset, cd_size)))
+        self._emit(memoryview(end_records(count, cd_offset, cd_size)))
 
     def abort(self) -> None:
         """Discard the archive, leaving nothing at a path target; idempotent."""
@@ -764,7 +626,7 @@ def _check_layout(
             )
         encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
         name_size = len(name.encode(encoding, "surrogateescape"))
-        position = info.header_offset + _LOCAL.size + name_size + info.compress_size
+        position = info.header_offset + LOCAL.size + name_size + info.compress_size
         previous = f"record {name!r}"
     if position > central_offset:
         raise ArchiveFormatError(
@@ -1142,14 +1004,14 @@ class ArchiveReader:
         info = self._info(name)
         if self.path is None or info.compress_type != zipfile.ZIP_STORED:
             return None
-        header = self._pread(info.header_offset, _LOCAL.size, name)
+        header = self._pread(info.header_offset, LOCAL.size, name)
         with _translated(self.name, "bad local file header", record=name):
-            fields = _LOCAL.unpack(header)
-        if fields[0] != _LOCAL_SIG:
+            fields = LOCAL.unpack(header)
+        if fields[0] != LOCAL_SIG:
             raise ArchiveError(
                 "local file header has a bad signature", archive=self.name, record=name
             )
-        start = info.header_offset + _LOCAL.size + fields[9] + fields[10]
+        start = info.header_offset + LOCAL.size + fields[9] + fields[10]
         if start + info.file_size > self._size:
             raise ArchiveError(
                 "record data runs past the end of the file",
