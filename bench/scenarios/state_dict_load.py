@@ -89,10 +89,11 @@ def make_state_dict(tensors: int, tensor_mib: int) -> dict[str, Any]:
 
 def save_state_dict(writer: str, state_dict: dict[str, Any], path: str) -> None:
     """Save *state_dict* to *path* the way *writer* does."""
-    if writer == "hermetic":
+    if writer in ("hermetic", "hermetic manifest=False"):
         import hermetic
 
-        with hermetic.PackageExporter(path) as exporter:
+        manifest = writer == "hermetic"
+        with hermetic.PackageExporter(path, manifest=manifest) as exporter:
             exporter.save_pickle("model", "state_dict.pkl", state_dict)
     elif writer == "torch.package":
         import torch.package

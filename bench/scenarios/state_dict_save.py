@@ -3,11 +3,15 @@
 Each run builds the tensors (untimed), then times the save into the page cache; the
 file is flushed and removed after the clock stops, so one run's write-back does not
 slow the next. Also reported: how far RSS rose above its level before the save (the
-peak is reset just before it with Linux's ``/proc/self/clear_refs``).
+peak is reset just before it with Linux's ``/proc/self/clear_refs``), hermetic without
+its manifest, and what SHA-256 and CRC-32 of the same bytes cost on one thread: the
+manifest's SHA-256 is work no peer does, and it bounds how close to ``torch.save``
+(one thread: CRC-32 and the writes) a save with a manifest can get on two cores.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -29,11 +33,13 @@ from .state_dict_load import make_state_dict, save_state_dict
 __all__ = ["run", "save"]
 
 MODULE = "state_dict_save"
+NO_MANIFEST = "hermetic manifest=False"
 WRITERS = {
     "hermetic": ("hermetic.pt", ("hermetic", "torch")),
     "torch.save": ("torch_save.pt", ("torch",)),
     "torch.package": ("torch_package.pt", ("torch",)),
     "safetensors": ("model.safetensors", ("safetensors", "torch")),
+    NO_MANIFEST: ("hermetic-nomanifest.pt", ("hermetic", "torch")),
 }
 AS_FAST = Target(1.2, "≤ 1.2")
 
@@ -61,6 +67,22 @@ def save(writer: str, path: str, tensors: int, tensor_mib: int) -> dict[str, Any
     }
 
 
+def checksum_times(tensors: int, tensor_mib: int) -> dict[str, Any]:
+    """Time SHA-256 and CRC-32 of the state dict's bytes, each on one thread."""
+    import hashlib
+    import zlib
+
+    state_dict = make_state_dict(tensors, tensor_mib)
+    views = [memoryview(t.numpy()).cast("B") for t in state_dict.values()]
+    with stopwatch() as sha:
+        for view in views:
+            hashlib.sha256(view).digest()
+    with stopwatch() as crc:
+        for view in views:
+            zlib.crc32(view)
+    return {"sha256_s": sha.seconds, "crc32_s": crc.seconds}
+
+
 def run(config: Config) -> Outcome:
     """Time every writer on the same state dict."""
     if not has_module("torch"):
@@ -81,10 +103,19 @@ def run(config: Config) -> Outcome:
                 "tensor_mib": scale.tensor_mib,
             },
             requires=needs,
-            context=key in ("torch.package", "safetensors"),
+            context=key in ("torch.package", "safetensors", NO_MANIFEST),
         )
         for key, (file, needs) in WRITERS.items()
     ]
+    variants.append(
+        Variant(
+            "checksums",
+            "checksum_times",
+            {"tensors": scale.tensors, "tensor_mib": scale.tensor_mib},
+            requires=("torch",),
+            context=True,
+        )
+    )
     samples = measure(
         MODULE,
         variants,
@@ -129,6 +160,36 @@ def _rows(label: str, s: dict[str, Samples]) -> list[Row]:
         ),
         Row(
             scenario,
+            "save time, hermetic manifest=False",
+            s[NO_MANIFEST],
+            "torch.save",
+            s["torch.save"],
+            "save_s",
+            "s",
+            note="PackageExporter(..., manifest=False): no SHA-256 of the records",
+        ),
+        Row(
+            scenario,
+            "SHA-256 of the same bytes, one thread (not a save)",
+            _renamed(s["checksums"], "sha256_s"),
+            "torch.save",
+            s["torch.save"],
+            "save_s",
+            "s",
+            note="hashlib.sha256 over every tensor: the manifest's share of the work",
+        ),
+        Row(
+            scenario,
+            "CRC-32 of the same bytes, one thread (not a save)",
+            _renamed(s["checksums"], "crc32_s"),
+            "torch.save",
+            s["torch.save"],
+            "save_s",
+            "s",
+            note="zlib.crc32 over every tensor: ZIP needs it, torch.save does it too",
+        ),
+        Row(
+            scenario,
             "extra memory during save",
             ours,
             "torch.save",
@@ -148,3 +209,9 @@ def _rows(label: str, s: dict[str, Samples]) -> list[Row]:
             note=extra,
         ),
     ]
+
+
+def _renamed(samples: Samples, key: str) -> Samples:
+    """Return *samples* with *key* also stored as ``save_s``, to sit in a save row."""
+    runs = [{**run, "save_s": run.get(key)} for run in samples.runs]
+    return dataclasses.replace(samples, runs=runs)
