@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import pytest
 
@@ -109,7 +110,7 @@ def test_importing_hermetic_loads_only_what_loading_needs():
         """
         import sys
         import hermetic
-        heavy = ["hermetic._exporter", "hermetic.scan", "hermetic._pickle_scan",
+        heavy = ["hermetic._exporter", "hermetic.scanner", "hermetic._pickle_scan",
                  "hermetic._safe", "hermetic._allowlist", "hermetic._signing"]
         print([m for m in heavy if m in sys.modules])
         hermetic.PackageImporter
@@ -117,4 +118,30 @@ def test_importing_hermetic_loads_only_what_loading_needs():
         print(hermetic.scan.__module__, "scan" in dir(hermetic))
         """
     )
-    assert out.split("\n")[:3] == ["[]", "[]", "hermetic.scan True"]
+    assert out.split("\n")[:3] == ["[]", "[]", "hermetic.scanner True"]
+
+
+def test_lazy_names_are_not_shadowed_by_submodules():
+    """A lazily exported name must not also be a submodule of hermetic.
+
+    Importing ``hermetic.<name>`` binds the submodule on the package, after which
+    ``hermetic.<name>`` (and ``from hermetic import <name>``) would be the module.
+    ``hermetic.scan`` was: the module is ``hermetic.scanner`` now.
+    """
+    from helpers import run_python
+
+    clashes = [
+        name
+        for name in hermetic._LAZY
+        if importlib.util.find_spec(f"hermetic.{name}") is not None
+    ]
+    assert clashes == []
+    out = run_python(
+        """
+        import hermetic.scanner
+        from hermetic import scan
+        import hermetic
+        print(callable(scan), hermetic.scan is scan, scan.__module__)
+        """
+    )
+    assert out.strip() == "True True hermetic.scanner"

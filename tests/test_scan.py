@@ -13,7 +13,7 @@ import hermetic
 from hermetic import PackageExporter, Report, scan
 from hermetic._archive import ArchiveReader
 from hermetic.errors import ArchiveError
-from hermetic.scan import Severity
+from hermetic.scanner import Severity
 from security.corpus import (
     Member,
     archive_with,

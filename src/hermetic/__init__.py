@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .analyze import is_from_package
     from .file_structure_representation import Directory
     from .importer import Importer, OrderedImporter, sys_importer
-    from .scan import Report, scan
+    from .scanner import Report, scan
 
 # Imported on first use, so that `import hermetic` stays cheap: loading a package
 # should cost what its own code costs, not what every part of hermetic costs.
@@ -46,9 +46,9 @@ _LAZY = {
     "OrderedImporter": ".importer",
     "PackageExporter": "._exporter",
     "PackageImporter": "._importer",
-    "Report": ".scan",
+    "Report": ".scanner",
     "is_from_package": ".analyze",
-    "scan": ".scan",
+    "scan": ".scanner",
     "sign": "._signing",
     "sys_importer": ".importer",
     "verify": "._signing",

@@ -16,7 +16,7 @@ import pytest
 from hermetic import scan
 from hermetic._scan_rules import rate_global
 from hermetic.errors import ArchiveError
-from hermetic.scan import Severity
+from hermetic.scanner import Severity
 from security.corpus import (
     CASES,
     archive_with,

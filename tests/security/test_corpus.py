@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hermetic.scan import Severity
+from hermetic.scanner import Severity
 from security.corpus import CASES, Case, Outcome
 
 #: Bounds for any single entry point on any case.
