@@ -145,8 +145,10 @@ def measure(
     """Run every variant *repeats* times, interleaved, after *warmup* unrecorded runs.
 
     Context variants run *context_repeats* times (default: *repeats*). Interleaving
-    (A B C A B C ...) spreads slow phases of a busy machine over all variants instead
-    of penalising whichever ran during them.
+    spreads slow phases of a busy machine over all variants instead of penalising
+    whichever ran during them, and each round starts one variant later (A B C, B C A,
+    C A B, ...) so that no variant always runs right after the same one: on a VM,
+    the run after one that freed a GiB of memory is often the one that stalls.
     """
     context_repeats = repeats if context_repeats is None else context_repeats
     samples = {variant.key: Samples(variant.key) for variant in variants}
@@ -158,7 +160,8 @@ def measure(
         else:
             runnable.append(variant)
     for round_ in range(warmup + repeats):
-        for variant in runnable:
+        turn = round_ % len(runnable) if runnable else 0
+        for variant in runnable[turn:] + runnable[:turn]:
             entry = samples[variant.key]
             wanted = context_repeats if variant.context else repeats
             if round_ >= warmup + wanted:
