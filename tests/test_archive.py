@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hermetic._archive import ArchiveReader, ArchiveWriter
+from hermetic._archive_reader import ArchiveReader
+from hermetic._archive_writer import ArchiveWriter
 from hermetic._zip_layout import (
     Entry,
     central_entry,

@@ -10,7 +10,8 @@ import zlib
 
 import pytest
 
-from hermetic._archive import ArchiveReader, ArchiveWriter
+from hermetic._archive_reader import ArchiveReader
+from hermetic._archive_writer import ArchiveWriter
 from hermetic._checksums import BACKGROUND_SIZE, Checksums, DigestBatch
 from hermetic._integrity import verify_archive
 

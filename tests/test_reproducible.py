@@ -24,7 +24,8 @@ from hermetic import (
     PackageExporter,
     PackageImporter,
 )
-from hermetic._archive import ArchiveReader, ArchiveWriter
+from hermetic._archive_reader import ArchiveReader
+from hermetic._archive_writer import ArchiveWriter
 from hermetic._format import ENVIRONMENT_RECORD, MANIFEST_RECORD
 from hermetic._pickler import _sorted_items
 

@@ -11,7 +11,7 @@ import pytest
 
 import hermetic
 from hermetic import PackageExporter, Report, scan
-from hermetic._archive import ArchiveReader
+from hermetic._archive_reader import ArchiveReader
 from hermetic.errors import ArchiveError
 from hermetic.scanner import Severity
 from security.corpus import (

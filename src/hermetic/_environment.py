@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal
 
-from ._archive import ArchiveReader
+from ._archive_reader import ArchiveReader
 from ._format import ENVIRONMENT_RECORD
 from ._stdlib import is_stdlib_module
 from .errors import (

@@ -19,7 +19,7 @@ from types import CodeType
 from typing import Any, BinaryIO
 
 from ._actions import Action, GlobPattern, Pattern, first_match
-from ._archive import ArchiveWriter
+from ._archive_writer import ArchiveWriter
 from ._find_imports import ImportScanError, find_imports
 from ._format import storage_record
 from ._graph import DiGraph

@@ -29,7 +29,7 @@ from types import CodeType, ModuleType
 from typing import Any, BinaryIO, Literal, cast
 
 from . import _host_shims
-from ._archive import ArchiveReader
+from ._archive_reader import ArchiveReader
 from ._bytecode_cache import compile_cached
 from ._environment import EnvironmentPolicy, check_environment
 from ._format import (

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from ._archive import ArchiveReader
+from ._archive_reader import ArchiveReader
 from ._format import LEGACY_VERSION_RECORD, MANIFEST_RECORD, VERSION_RECORD
 from ._manifest import EXEMPT_RECORDS, MAX_MANIFEST_SIZE, Digest, decode_manifest
 from .errors import IntegrityError

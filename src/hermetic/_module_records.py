@@ -24,7 +24,7 @@ from ._format import (
 from ._report import PackagingErrorReason
 
 if TYPE_CHECKING:
-    from ._archive import ArchiveWriter
+    from ._archive_writer import ArchiveWriter
     from ._graph import DiGraph
 
 __all__ = ["check_module_layout", "write_module_records"]

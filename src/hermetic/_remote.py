@@ -23,7 +23,9 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ._archive import ArchiveReader, ArchiveWriter, _translated
+from ._archive import translated_errors
+from ._archive_reader import ArchiveReader
+from ._archive_writer import ArchiveWriter
 from .errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ def _filesystem(
         import fsspec.core
     except ImportError as exc:
         raise MissingDependencyError("fsspec", "fsspec", purpose) from exc
-    with _translated(url, "cannot open the filesystem"):
+    with translated_errors(url, "cannot open the filesystem"):
         fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
     return fs, str(path)
 
@@ -86,7 +88,7 @@ def open_url_reader(
     fs, path = _filesystem(url, storage_options, "Reading s3:// or http(s):// archives")
     if _is_local(fs):
         return _URLReader(url, path)
-    with _translated(url, "cannot open the archive"):
+    with translated_errors(url, "cannot open the archive"):
         file = fs.open(path, "rb", block_size=_READ_AHEAD, cache_type=_CACHE_TYPE)
     return _URLReader(url, file)
 
@@ -162,7 +164,7 @@ class _URLWriter(ArchiveWriter):
             return
         try:
             super().close()
-            with _translated(self.name, "cannot upload the archive"):
+            with translated_errors(self.name, "cannot upload the archive"):
                 self._fs.put_file(self._local, self._remote_path)
         finally:
             self._cleanup()

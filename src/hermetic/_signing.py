@@ -30,7 +30,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._archive import ArchiveReader, ArchiveWriter
+from ._archive_reader import ArchiveReader
+from ._archive_writer import ArchiveWriter
 from ._format import (
     BYTEORDER_RECORD,
     MANIFEST_RECORD,

@@ -3,7 +3,7 @@
 Local headers whose ``FB`` padding extra puts every record's data on a 64-byte
 boundary, data descriptors after the data, central-directory entries, ZIP64 extras
 past 4 GiB and the ZIP64 end records: pure functions from a record's name, offset,
-size and CRC to bytes. :mod:`._archive` writes them and checks what it reads.
+size and CRC to bytes. :mod:`._archive_writer` writes them; the reader checks them.
 """
 
 from __future__ import annotations

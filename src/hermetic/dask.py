@@ -46,7 +46,7 @@ import os
 import threading
 from typing import Any
 
-from ._archive import ArchiveReader
+from ._archive_reader import ArchiveReader
 from ._format import MANIFEST_RECORD
 from ._importer import PackageImporter
 from ._remote import is_url, open_url_reader

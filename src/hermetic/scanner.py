@@ -1,15 +1,17 @@
 """Look inside a package before loading it: ``scan(path) -> Report``.
 
-The archive is read through :class:`~hermetic._archive.ArchiveReader` (which refuses
-malformed containers with :class:`~hermetic.ArchiveError`) and every pickle with the
-opcode-level scanner of :mod:`hermetic._pickle_scan`. Nothing is unpickled, imported
-or executed: packaged source is only parsed to list its imports.
+The archive is read through :class:`~hermetic._archive_reader.ArchiveReader` (which
+refuses malformed containers with :class:`~hermetic.ArchiveError`) and every pickle
+with the opcode-level scanner of :mod:`hermetic._pickle_scan`. Nothing is unpickled,
+imported or executed: packaged source is only parsed to list its imports.
 
 The report lists the archive's facts, its records, its packaged modules and what each
 imports, its externs and mocks, its storages (type, size, and whether the record
 holds exactly ``numel * itemsize`` bytes), every global each pickle references, and
 findings with a severity (the table is in :mod:`hermetic._scan_rules` and
-``docs/security-scan.md``).
+``docs/security-scan.md``). The report's types are defined in
+:mod:`hermetic._scan_report` and re-exported here; :mod:`hermetic._record_kinds` tells
+records apart by name and first bytes.
 
 What scan cannot see: what a packaged class or function does when called, strings
 computed while loading, the contents of archives nested in other formats (7z, zip),
@@ -19,27 +21,19 @@ well-formed and data-only (edited weights): only signatures catch that.
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import os
 import stat
 import sys
-import zlib
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import BinaryIO
 
-from ._archive import ArchiveReader
+from ._archive_reader import ArchiveReader
 from ._find_imports import ImportScanError, find_imports
 from ._format import (
-    BYTEORDER_RECORD,
     DATA_DIR,
     EXTERN_MODULES_RECORD,
-    LEGACY_VERSION_RECORD,
     MAX_EXTERN_MODULES_SIZE,
     PYTHON_VERSION_RECORD,
-    SERIALIZATION_ID_RECORD,
-    VERSION_RECORD,
     storage_record,
 )
 from ._mock import STUB_SOURCE
@@ -52,6 +46,8 @@ from ._pickle_scan import (
     looks_like_pickle,
     scan_pickle,
 )
+from ._record_kinds import _COMPRESSED, _decompress, _kind
+from ._scan_report import ModuleInfo, RecordInfo, Report, StorageInfo
 from ._scan_rules import STORAGE_TYPES, Severity, rate_global, rate_module
 from .errors import HermeticError
 from .progress import Progress, as_progress
@@ -80,144 +76,9 @@ _SNIFF_SIZE = 64
 #: A deflated record this much smaller than its data is reported as a bomb risk.
 _BOMB_RATIO = 200
 _BOMB_MIN_SIZE = 16 << 20
-_METADATA = frozenset(
-    {
-        VERSION_RECORD,
-        LEGACY_VERSION_RECORD,
-        EXTERN_MODULES_RECORD,
-        PYTHON_VERSION_RECORD,
-        SERIALIZATION_ID_RECORD,
-        BYTEORDER_RECORD,
-    }
-)
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".p", ".pk", ".ckpt", ".dill")
-_COMPRESSED = (
-    (b"\x1f\x8b", "gzip"),
-    (b"\x78\x01", "zlib"),
-    (b"\x78\x5e", "zlib"),
-    (b"\x78\x9c", "zlib"),
-    (b"\x78\xda", "zlib"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"7z\xbc\xaf\x27\x1c", "7z"),
-    (b"PK\x03\x04", "zip"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-)
 #: Modules torch.package and hermetic let every package import (and torch.package
 #: lists anyway): naming them grants nothing.
 _IMPLICIT_EXTERNS = frozenset({"builtins", "numpy", "numpy.core"})
-#: Scopes whose findings do not matter to a data-only load: it runs no source and
-#: takes its extern policy from the caller, not from the archive.
-_CODE_SCOPES = frozenset({"source", "extern"})
-
-
-@dataclass(frozen=True)
-class RecordInfo:
-    """One record: its size, how it is stored, and what scan took it for."""
-
-    name: str
-    size: int
-    compressed_size: int | None
-    method: str
-    kind: str
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the record as JSON-ready data."""
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class ModuleInfo:
-    """A packaged module: importing it runs its source."""
-
-    name: str
-    record: str
-    is_package: bool
-    imports: tuple[str, ...]
-    is_mock: bool
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the module as JSON-ready data."""
-        return {**self.__dict__, "imports": list(self.imports)}
-
-
-@dataclass(frozen=True)
-class StorageInfo:
-    """A storage as the pickles describe it, and whether its record agrees."""
-
-    key: str
-    record: str
-    storage_type: str | None
-    dtype: str | None
-    itemsize: int | None
-    numel: int | None
-    location: str | None
-    size: int | None
-    size_matches: bool
-    referenced_by: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the storage as JSON-ready data."""
-        return {**self.__dict__, "referenced_by": list(self.referenced_by)}
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything :func:`scan` found, with findings ranked by severity."""
-
-    archive: str
-    archive_name: str
-    format_version: int
-    python_version: str | None
-    records: tuple[RecordInfo, ...]
-    modules: tuple[ModuleInfo, ...]
-    externs: tuple[str, ...]
-    mocks: tuple[str, ...]
-    storages: tuple[StorageInfo, ...]
-    pickles: tuple[PickleScan, ...]
-    findings: tuple[Finding, ...]
-
-    @property
-    def globals(self) -> tuple[GlobalRef, ...]:
-        """Return every global every pickle references."""
-        return tuple(ref for pickle in self.pickles for ref in pickle.globals)
-
-    @property
-    def max_severity(self) -> Severity:
-        """Return the worst severity among the findings (INFO when there are none)."""
-        return max((f.severity for f in self.findings), default=Severity.INFO)
-
-    @property
-    def is_safe_to_load_data_only(self) -> bool:
-        """Tell whether a data-only load should find nothing but plain data.
-
-        True when every pickle is well-formed, names only ``info`` globals, hides no
-        nested pickle, and the records and storages are consistent. Findings about
-        packaged source and externs do not count: a data-only load runs no source.
-        """
-        return all(
-            f.severity == Severity.INFO
-            for f in self.findings
-            if f.scope not in _CODE_SCOPES
-        )
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the report as JSON-ready data (``json.dumps`` takes it as is)."""
-        return {
-            "archive": self.archive,
-            "archive_name": self.archive_name,
-            "format_version": self.format_version,
-            "python_version": self.python_version,
-            "max_severity": str(self.max_severity),
-            "is_safe_to_load_data_only": self.is_safe_to_load_data_only,
-            "records": [r.to_dict() for r in self.records],
-            "modules": [m.to_dict() for m in self.modules],
-            "externs": list(self.externs),
-            "mocks": list(self.mocks),
-            "storages": [s.to_dict() for s in self.storages],
-            "pickles": [p.to_dict() for p in self.pickles],
-            "findings": [f.to_dict() for f in self.findings],
-        }
 
 
 def scan(
@@ -679,33 +540,3 @@ class _Scan:
             return self.reader.has_record(record)
         except HermeticError:
             return False
-
-
-def _kind(name: str) -> str:
-    """Say what a record is by its name alone.
-
-    >>> [_kind(n) for n in ("a/b.py", ".data/0.storage", "m/x.pkl", ".data/version")]
-    ['source', 'storage', 'pickle', 'metadata']
-    """
-    if name in _METADATA:
-        return "metadata"
-    if name.endswith(".py"):
-        return "source"
-    if name.startswith(f"{DATA_DIR}/") and name.endswith(".storage"):
-        return "storage"
-    if name.endswith(_PICKLE_SUFFIXES):
-        return "pickle"
-    return "resource"
-
-
-def _decompress(raw: bytes, method: str, limit: int) -> bytes | None:
-    """Return at most *limit* decompressed bytes of *raw*, or None if it fails."""
-    try:
-        if method in ("gzip", "zlib"):
-            wbits = 31 if method == "gzip" else 15
-            return zlib.decompressobj(wbits).decompress(raw, limit)
-        if method == "bzip2":
-            return bz2.BZ2Decompressor().decompress(raw, limit)
-        return lzma.LZMADecompressor().decompress(raw, limit)
-    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
-        return None

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli, write_sources
-from hermetic._archive import ArchiveReader
+from hermetic._archive_reader import ArchiveReader
 
 
 def _records(path):

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli
-from hermetic._archive import ArchiveWriter
+from hermetic._archive_writer import ArchiveWriter
 
 
 class _RunsACommand:

@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 import hermetic
 from hermetic import HermeticError, scan
-from hermetic._archive import ArchiveReader, ArchiveWriter
+from hermetic._archive_reader import ArchiveReader
+from hermetic._archive_writer import ArchiveWriter
 from hermetic._pickle_scan import scan_pickle
 from security.corpus import CASES, archive_with
 

@@ -27,7 +27,8 @@ from hermetic import (
     PackageImporter,
     SignatureError,
 )
-from hermetic._archive import ArchiveReader, ArchiveWriter
+from hermetic._archive_reader import ArchiveReader
+from hermetic._archive_writer import ArchiveWriter
 
 MANIFEST = ".data/hermetic/manifest.json"
 SIGNATURE = ".data/hermetic/signature.json"

@@ -2,7 +2,7 @@
 
 Each verb lives in its own module with ``NAME``, ``HELP``, ``DESCRIPTION``,
 ``add_arguments(parser)`` and ``run(args, out) -> int``. Reading verbs open archives
-through :class:`hermetic._archive.ArchiveReader` only: they never import packaged
+through :class:`hermetic._archive_reader.ArchiveReader` only: they never import packaged
 code or load a pickle. ``pack`` is the exception: it imports what it packages.
 
 Exit status: 0 success, 1 a failure or a finding (a damaged archive, a scan finding at

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Protocol
 
-from .._archive import ArchiveReader
+from .._archive_reader import ArchiveReader
 from ._output import Output
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from .._archive import ArchiveReader
+from .._archive_reader import ArchiveReader
 from .._format import (
     BYTEORDER_RECORD,
     DATA_DIR,

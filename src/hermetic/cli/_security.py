@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any, cast
 
-from .._archive import ArchiveReader
+from .._archive_reader import ArchiveReader
 from .._format import MANIFEST_RECORD, SIGNATURE_RECORD, SIGNATURE_SUFFIX
 from ..errors import IntegrityError
 from ._common import CLIError

@@ -13,7 +13,7 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from .._archive import ArchiveReader
+from .._archive_reader import ArchiveReader
 from ._common import CLIError, add_progress_option, make_progress, open_reader
 from ._output import Output, human_size
 

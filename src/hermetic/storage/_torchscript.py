@@ -37,7 +37,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .._archive import ArchiveReader, ArchiveWriter
+from .._archive_reader import ArchiveReader
+from .._archive_writer import ArchiveWriter
 from .._format import DATA_DIR
 from ..errors import PickleLoadError
 from ._torch import cached_storage, import_torch
