@@ -413,7 +413,7 @@ class PackageExporter:
             node = graph.nodes.get(parent)
             if node is not None and node.get("provided"):
                 continue
-            if not self._module_exists(parent, module_name):
+            if not self._module_exists(parent):
                 continue
             graph.add_edge(module_name, parent)
             decided = first_match(self._pattern_order, parent) is not None
@@ -466,15 +466,15 @@ class PackageExporter:
         """
         found: dict[str, None] = {}
         for base, attr in pairs:
-            if attr is not None and self._module_exists(f"{base}.{attr}", module_name):
+            if attr is not None and self._module_exists(f"{base}.{attr}"):
                 found[f"{base}.{attr}"] = None
-            elif self._module_exists(base, module_name):
+            elif self._module_exists(base):
                 found[base] = None
             else:
                 self._unresolved.setdefault(base, []).append(module_name)
         return list(found)
 
-    def _module_exists(self, name: str, needed_by: str) -> bool:
+    def _module_exists(self, name: str) -> bool:
         node = self.dependency_graph.nodes.get(name)
         if node is not None and node.get("provided"):
             return True

@@ -41,6 +41,7 @@ from ._format import (
 from ._integrity import Integrity, RecordChecker, attach_checker
 from ._mangling import PackageMangler
 from ._module_tree import ModuleTree, TreeNode
+from ._names import check_module_name, is_nonempty_str
 from ._remote import is_url, open_url_reader
 from ._unpickler import PackageUnpickler
 from .errors import (
@@ -314,16 +315,16 @@ class PackageImporter(Importer):
 
     def _resource_path(self, package: str, resource: str) -> str:
         """Return the record of *resource* in *package*, which must be a package."""
-        if not _is_nonempty_str(package):
+        if not is_nonempty_str(package):
             raise ValueError(
                 f"package must be a non-empty module name, got {package!r}"
             )
-        if not _is_nonempty_str(resource) or "/" in resource:
+        if not is_nonempty_str(resource) or "/" in resource:
             raise ValueError(
                 f"resource must be a file name without '/', got {resource!r}"
             )
         package = self._mangler.demangle(package)
-        _check_module_name(package)
+        check_module_name(package)
         node = self._tree.find(package)
         if node is None:
             raise self._not_found(package)
@@ -394,7 +395,7 @@ class PackageImporter(Importer):
                     "attempted relative import with no known parent package"
                 )
             name = _resolve_name(name, package, level)
-        _check_module_name(name)
+        check_module_name(name)
         module = self.modules.get(name, _NEEDS_LOADING)
         if module is _NEEDS_LOADING:
             return self._find_and_load(name)
@@ -578,16 +579,3 @@ def _resolve_name(name: str, package: str, level: int) -> str:
         raise ImportError("attempted relative import beyond top-level package")
     base = bits[0]
     return f"{base}.{name}" if name else base
-
-
-def _is_nonempty_str(value: object) -> bool:
-    return isinstance(value, str) and bool(value)
-
-
-def _check_module_name(name: str, *, archive: str = "") -> None:
-    """Refuse a module name with empty segments, naming it."""
-    if not isinstance(name, str):
-        raise TypeError(f"module name must be str, not {type(name).__name__}")
-    if not name or any(not part for part in name.split(".")):
-        where = f"{archive}: " if archive else ""
-        raise ValueError(f"{where}invalid module name {name!r}: empty segment")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ._format import resource_record
 from ._mangling import is_mangled
 
-__all__ = ["check_module_name", "checked_resource_record"]
+__all__ = ["check_module_name", "checked_resource_record", "is_nonempty_str"]
 
 
 def check_module_name(name: str) -> None:
@@ -38,13 +38,13 @@ def checked_resource_record(package: str, resource: str) -> str:
     ...
     ValueError: '../model.pkl' must be only a file name
     """
-    if not _is_nonempty_str(package):
+    if not is_nonempty_str(package):
         raise ValueError(
             "package must be a non-empty module name such as 'my_data', "
             f"got {package!r}"
         )
     check_module_name(package)
-    if not _is_nonempty_str(resource) or resource in (".", ".."):
+    if not is_nonempty_str(resource) or resource in (".", ".."):
         raise ValueError(f"invalid resource name {resource!r}")
     if "/" in resource or "\\" in resource:
         raise ValueError(f"{resource!r} must be only a file name")
@@ -55,5 +55,6 @@ def checked_resource_record(package: str, resource: str) -> str:
     return resource_record(package, resource)
 
 
-def _is_nonempty_str(value: object) -> bool:
+def is_nonempty_str(value: object) -> bool:
+    """Tell whether *value* is a str with at least one character."""
     return isinstance(value, str) and bool(value)
