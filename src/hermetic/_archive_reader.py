@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from ._archive import BINARY_NAME, as_str_path, check_record_name, translated_errors
-from ._central_directory import _check_layout, _index_entries
+from ._central_directory import check_layout, index_entries
 from ._format import (
     LEGACY_VERSION_RECORD,
     MAX_READ_VERSION,
@@ -186,8 +186,8 @@ class ArchiveReader:
         with translated_errors(self.name, "not a readable ZIP archive"):
             self._zip = zipfile.ZipFile(file)
             infos = self._zip.infolist()
-        self.archive_name, self._infos = _index_entries(infos, self.name)
-        self._limits = _check_layout(infos, self._zip.start_dir, self.name)
+        self.archive_name, self._infos = index_entries(infos, self.name)
+        self._limits = check_layout(infos, self._zip.start_dir, self.name)
         self._names = list(self._infos)
 
     def _read_version(self) -> int:

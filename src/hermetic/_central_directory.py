@@ -18,7 +18,7 @@ from ._archive import check_record_name
 from ._zip_layout import LOCAL
 from .errors import ArchiveFormatError
 
-__all__ = ["_check_layout", "_index_entries"]
+__all__ = ["check_layout", "index_entries"]
 
 _FLAG_ENCRYPTED = 0x0001
 _SUPPORTED_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
@@ -79,7 +79,7 @@ def _check_entry(info: zipfile.ZipInfo, name: str, archive: str) -> None:
         )
 
 
-def _index_entries(
+def index_entries(
     infos: list[zipfile.ZipInfo], archive: str
 ) -> tuple[str, dict[str, zipfile.ZipInfo]]:
     """Return the archive folder and the file entries by relative name, in order."""
@@ -100,7 +100,7 @@ def _index_entries(
     return prefix, index
 
 
-def _check_layout(
+def check_layout(
     infos: list[zipfile.ZipInfo], central_offset: int, archive: str
 ) -> dict[int, int]:
     """Refuse entries that overlap, lie about their sizes, or follow foreign bytes.

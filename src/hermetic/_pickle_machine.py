@@ -1,10 +1,10 @@
 """The semantic half of the pickle machine: what loading would do with each value.
 
-``_Machine`` drives the opcode loop over the syntax in
+``Machine`` drives the opcode loop over the syntax in
 :mod:`hermetic._pickle_stack` and follows the values a loader would build far enough
 to name every global (through the memo and computed ``STACK_GLOBAL`` operands), every
 call, every persistent id, every nested pickle and every in-place mutation, reporting
-them to a ``_Collector``.
+them to a ``Collector``.
 
 What it does not do: run anything. Nothing is unpickled, imported or called; what a
 packaged class does when called, what a computed string evaluates to, or what a
@@ -16,20 +16,20 @@ from __future__ import annotations
 import pickletools
 from collections.abc import Callable
 
-from ._pickle_results import PersistentRef, _Collector, _Use
+from ._pickle_results import Collector, PersistentRef, Use
 from ._pickle_stack import (
-    _STOP,
-    _describe,
-    _Malformed,
-    _qualified,
-    _StackMachine,
-    _string_of,
-    _Value,
+    STOP,
+    Malformed,
+    StackMachine,
+    Value,
+    describe,
     looks_like_pickle,
+    qualified_name,
+    string_of,
 )
 from ._scan_rules import NESTED_LOADERS, STORAGE_TYPES, Severity
 
-__all__ = ["MAX_NESTING", "_Machine"]
+__all__ = ["MAX_NESTING", "Machine"]
 
 #: Nested pickles inside nested pickles are followed this deep.
 MAX_NESTING = 3
@@ -53,11 +53,11 @@ _NOT_ARGUMENTS = frozenset({"num", "none"})
 _ODD_ARGUMENTS = frozenset({"list", "dict", "set", "frozenset", "str", "bytes"})
 
 
-class _Machine(_StackMachine):
+class Machine(StackMachine):
     """Follows one pickle from *start* to its STOP (or to its first malformation)."""
 
     def __init__(
-        self, data: bytes, start: int, collector: _Collector, context: str, depth: int
+        self, data: bytes, start: int, collector: Collector, context: str, depth: int
     ) -> None:
         super().__init__(data, start, collector)
         self.context = context
@@ -66,7 +66,7 @@ class _Machine(_StackMachine):
         self.nested_seen: dict[int, bool] = {}
         #: Well-formed pickles in bytes values, reported at the end unless a loader
         #: takes them first (then they are reported with that context).
-        self.pending: dict[int, tuple[_Collector, int, str]] = {}
+        self.pending: dict[int, tuple[Collector, int, str]] = {}
         self.handlers = self._handler_table()
 
     # -- driving ---------------------------------------------------------------------
@@ -84,7 +84,7 @@ class _Machine(_StackMachine):
         try:
             while True:
                 if self.pos >= end:
-                    raise _Malformed("the pickle ends without STOP (truncated)")
+                    raise Malformed("the pickle ends without STOP (truncated)")
                 if budget.left <= 0:
                     collector.add(
                         Severity.HIGH,
@@ -101,11 +101,11 @@ class _Machine(_StackMachine):
                 self.pos += 1
                 handler = handlers.get(code)
                 if handler is None:
-                    raise _Malformed(f"unknown opcode byte 0x{code:02x}")
+                    raise Malformed(f"unknown opcode byte 0x{code:02x}")
                 self.op_name = _OPNAMES[code]
-                if handler() is _STOP:
+                if handler() is STOP:
                     return True
-        except _Malformed as exc:
+        except Malformed as exc:
             collector.malformed = True
             where = f" ({self.context})" if self.context else ""
             collector.add(
@@ -176,9 +176,9 @@ class _Machine(_StackMachine):
 
     # -- globals -----------------------------------------------------------------------
 
-    def _global(self, module: str, name: str, opcode: str) -> _Value:
+    def _global(self, module: str, name: str, opcode: str) -> Value:
         key = self.collector.use(module, name, self.context, self.op_offset, opcode)
-        return _Value("global", key, self.op_offset)
+        return Value("global", key, self.op_offset)
 
     def _global_text(self) -> None:
         module, name = self._name_lines()
@@ -188,7 +188,7 @@ class _Machine(_StackMachine):
         module = self._text(self._line(), "utf-8", "strict")
         name = self._text(self._line(), "utf-8", "strict")
         if module is None or name is None:
-            raise _Malformed(f"{self.op_name} names are too long to be importable")
+            raise Malformed(f"{self.op_name} names are too long to be importable")
         return module, name
 
     def _stack_global(self) -> None:
@@ -196,13 +196,13 @@ class _Machine(_StackMachine):
         module = self._pop()
         if module.kind == "str" and name.kind == "str":
             if not isinstance(module.data, str) or not isinstance(name.data, str):
-                raise _Malformed("STACK_GLOBAL names are too long to be importable")
+                raise Malformed("STACK_GLOBAL names are too long to be importable")
             self.stack.append(self._global(module.data, name.data, "STACK_GLOBAL"))
             return
         if module.kind not in _COMPUTED and name.kind not in _COMPUTED:
             kinds = f"{module.kind} and {name.kind}"
-            raise _Malformed(f"STACK_GLOBAL needs two str operands, got {kinds}")
-        shown_module, shown_name = _describe(module), _describe(name)
+            raise Malformed(f"STACK_GLOBAL needs two str operands, got {kinds}")
+        shown_module, shown_name = describe(module), describe(name)
         self.collector.add(
             Severity.CRITICAL,
             "computed-global",
@@ -214,14 +214,14 @@ class _Machine(_StackMachine):
         key = (f"<computed: {shown_module}>", shown_name, self.context)
         uses = self.collector.uses
         if key not in uses:
-            uses[key] = _Use(
+            uses[key] = Use(
                 self.op_offset, "STACK_GLOBAL", Severity.CRITICAL, "computed name"
             )
-        self.stack.append(_Value("global", key, self.op_offset))
+        self.stack.append(Value("global", key, self.op_offset))
 
     def _ext(self, code: int) -> None:
         if code <= 0:
-            raise _Malformed(f"{self.op_name} code {code} is not positive")
+            raise Malformed(f"{self.op_name} code {code} is not positive")
         self.collector.add(
             Severity.HIGH,
             "ext-code",
@@ -232,10 +232,10 @@ class _Machine(_StackMachine):
         )
         key = ("<copyreg extension>", str(code), self.context)
         if key not in self.collector.uses:
-            self.collector.uses[key] = _Use(
+            self.collector.uses[key] = Use(
                 self.op_offset, self.op_name, Severity.HIGH, "copyreg extension code"
             )
-        self.stack.append(_Value("global", key, self.op_offset))
+        self.stack.append(Value("global", key, self.op_offset))
 
     # -- calls -------------------------------------------------------------------------
 
@@ -243,7 +243,7 @@ class _Machine(_StackMachine):
         args = self._pop()
         func = self._pop()
         if args.kind in _NOT_ARGUMENTS:
-            raise _Malformed(f"REDUCE arguments are a {args.kind}, not a tuple")
+            raise Malformed(f"REDUCE arguments are a {args.kind}, not a tuple")
         if args.kind in _ODD_ARGUMENTS:
             self.collector.add(
                 Severity.MEDIUM,
@@ -271,16 +271,16 @@ class _Machine(_StackMachine):
         module, name = self._name_lines()
         args = self._marked()
         cls = self._global(module, name, "INST")
-        self._call(cls, _Value("tuple", tuple(args), self.op_offset), "INST")
+        self._call(cls, Value("tuple", tuple(args), self.op_offset), "INST")
 
     def _obj(self) -> None:
         items = self._marked()
         if not items:
-            raise _Malformed("OBJ has no class above its MARK")
-        args = _Value("tuple", tuple(items[1:]), self.op_offset)
+            raise Malformed("OBJ has no class above its MARK")
+        args = Value("tuple", tuple(items[1:]), self.op_offset)
         self._call(items[0], args, "OBJ")
 
-    def _call(self, func: _Value, args: _Value, opcode: str) -> None:
+    def _call(self, func: Value, args: Value, opcode: str) -> None:
         if func.kind == "global" and isinstance(func.data, tuple):
             self.collector.uses[func.data].called = True
             qualified = f"{func.data[0]}.{func.data[1]}"
@@ -290,13 +290,13 @@ class _Machine(_StackMachine):
             self.collector.add(
                 Severity.HIGH,
                 "indirect-call",
-                f"{opcode} calls an object made while loading: {_describe(func)}",
+                f"{opcode} calls an object made while loading: {describe(func)}",
                 self.op_offset,
                 opcode,
             )
         else:
-            raise _Malformed(f"{opcode} calls a {func.kind}, which is not callable")
-        self.stack.append(_Value("call", (func, args, opcode), self.op_offset))
+            raise Malformed(f"{opcode} calls a {func.kind}, which is not callable")
+        self.stack.append(Value("call", (func, args, opcode), self.op_offset))
 
     # -- nested pickles ----------------------------------------------------------------
 
@@ -306,10 +306,10 @@ class _Machine(_StackMachine):
         if looks_like_pickle(chunk):
             self._nested(chunk, self.op_offset, via=None)
 
-    def _nested_call(self, loader: str, args: _Value) -> None:
+    def _nested_call(self, loader: str, args: Value) -> None:
         items = args.data if isinstance(args.data, tuple) else ()
         first = items[0] if items and args.kind == "tuple" else None
-        if isinstance(first, _Value) and isinstance(first.data, memoryview):
+        if isinstance(first, Value) and isinstance(first.data, memoryview):
             self._nested(first.data, first.offset, via=loader)
 
     def _nested(self, chunk: memoryview, offset: int, *, via: str | None) -> None:
@@ -344,12 +344,12 @@ class _Machine(_StackMachine):
 
     def _scan_nested(
         self, chunk: memoryview, offset: int, how: str
-    ) -> tuple[_Collector, bool]:
+    ) -> tuple[Collector, bool]:
         context = f"nested pickle at byte {offset} ({how})"
         if self.context:
             context = f"{self.context} > {context}"
-        inner = _Collector(self.collector.record, self.collector.budget)
-        machine = _Machine(bytes(chunk), 0, inner, context, self.depth + 1)
+        inner = Collector(self.collector.record, self.collector.budget)
+        machine = Machine(bytes(chunk), 0, inner, context, self.depth + 1)
         return inner, machine.run()
 
     def _flush_nested(self) -> None:
@@ -374,11 +374,11 @@ class _Machine(_StackMachine):
 
     def _persid(self) -> None:
         text = self._text(self._line(), "ascii", "strict")
-        self._persistent(_Value("str", text, self.op_offset))
+        self._persistent(Value("str", text, self.op_offset))
 
-    def _persistent(self, pid: _Value) -> None:
+    def _persistent(self, pid: Value) -> None:
         items = pid.data if pid.kind == "tuple" and isinstance(pid.data, tuple) else ()
-        tag = _string_of(items[0]) if items else None
+        tag = string_of(items[0]) if items else None
         if tag == "storage" and len(items) == 5:
             self._storage_id(items)
         elif tag == "reduce_package" and len(items) in (3, 4):
@@ -392,42 +392,42 @@ class _Machine(_StackMachine):
             self.collector.add(
                 Severity.MEDIUM,
                 "persistent-id",
-                f"persistent id {_describe(pid)} is neither a storage nor a "
+                f"persistent id {describe(pid)} is neither a storage nor a "
                 "reduce_package id; loaders refuse it or return None",
                 self.op_offset,
                 self.op_name,
             )
-        self.stack.append(_Value("persistent", None, self.op_offset))
+        self.stack.append(Value("persistent", None, self.op_offset))
 
     def _record_persistent(self, ref: PersistentRef) -> None:
         if len(self.collector.persistent) < 1_000_000:
             self.collector.persistent.append(ref)
 
-    def _storage_id(self, items: tuple[_Value, ...]) -> None:
+    def _storage_id(self, items: tuple[Value, ...]) -> None:
         kind, key, location, numel = items[1:]
-        storage_type = _qualified(kind)
-        key_text = _string_of(key) if key.kind == "str" else None
+        storage_type = qualified_name(kind)
+        key_text = string_of(key) if key.kind == "str" else None
         if key.kind == "num" and isinstance(key.data, int):
             key_text = str(key.data)
         count = numel.data if numel.kind == "num" and type(numel.data) is int else None
         self._record_persistent(
             PersistentRef(
                 "storage", self.collector.record, self.op_offset, self.context,
-                storage_type, key_text, _string_of(location), count,
+                storage_type, key_text, string_of(location), count,
             )
         )  # fmt: skip
         problems = []
         if storage_type is None:
-            problems.append(f"its type is {_describe(kind)}, not a global")
+            problems.append(f"its type is {describe(kind)}, not a global")
         elif storage_type not in STORAGE_TYPES:
             problems.append(f"{storage_type} is not a storage type")
         if key_text is None or not (key_text.isascii() and key_text.isdigit()):
             problems.append(
-                f"its key {_describe(key)} is not a plain number (record name "
+                f"its key {describe(key)} is not a plain number (record name "
                 "injection?)"
             )
         if count is None or count < 0:
-            problems.append(f"its size {_describe(numel)} is not a non-negative int")
+            problems.append(f"its size {describe(numel)} is not a non-negative int")
         for problem in problems:
             self.collector.add(
                 Severity.HIGH,
@@ -437,18 +437,18 @@ class _Machine(_StackMachine):
                 self.op_name,
             )
 
-    def _reduce_package_id(self, items: tuple[_Value, ...]) -> None:
+    def _reduce_package_id(self, items: tuple[Value, ...]) -> None:
         loader = items[2] if len(items) == 4 else items[1]
-        qualified = _qualified(loader)
+        qualified = qualified_name(loader)
         self._record_persistent(
             PersistentRef(
                 "reduce_package", self.collector.record, self.op_offset,
-                self.context, loader=qualified or _describe(loader),
+                self.context, loader=qualified or describe(loader),
             )
         )  # fmt: skip
         if qualified is None:
             severity = Severity.CRITICAL
-            why = f"its loader {_describe(loader)} is made while loading"
+            why = f"its loader {describe(loader)} is made while loading"
         else:
             use = self.collector.uses[loader.data]  # type: ignore[index]
             use.called = True
@@ -488,15 +488,15 @@ class _Machine(_StackMachine):
 
     def _setitems(self) -> None:
         if len(self._marked()) % 2:
-            raise _Malformed("SETITEMS has an odd number of items")
+            raise Malformed("SETITEMS has an odd number of items")
         self._check_target(self._top(), ("dict",), "SETITEMS")
 
     def _dict(self) -> None:
         if len(self._marked()) % 2:
-            raise _Malformed("DICT has an odd number of items")
+            raise Malformed("DICT has an odd number of items")
         self._push("dict", None)
 
-    def _check_target(self, target: _Value, kinds: tuple[str, ...], op: str) -> None:
+    def _check_target(self, target: Value, kinds: tuple[str, ...], op: str) -> None:
         """Flag containers operations on things that are not such containers."""
         if target.kind in kinds or target.kind == "call":
             return
@@ -509,7 +509,7 @@ class _Machine(_StackMachine):
         self.collector.add(
             severity,
             "state-mutation",
-            f"{op} on {_describe(target)} ({target.kind}): {why}",
+            f"{op} on {describe(target)} ({target.kind}): {why}",
             self.op_offset,
             op,
         )
@@ -521,7 +521,7 @@ class _Machine(_StackMachine):
             self.collector.add(
                 Severity.CRITICAL,
                 "state-mutation",
-                f"BUILD sets attributes on {_describe(target)} itself, changing "
+                f"BUILD sets attributes on {describe(target)} itself, changing "
                 "that object for the whole process",
                 self.op_offset,
                 "BUILD",

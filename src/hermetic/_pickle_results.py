@@ -1,9 +1,9 @@
 """What a pickle scan returns, and the collector that gathers it.
 
 :class:`Finding`, :class:`GlobalRef`, :class:`PersistentRef` and :class:`PickleScan`
-are the public results (:mod:`hermetic._pickle_scan` re-exports them). ``_Collector``
+are the public results (:mod:`hermetic._pickle_scan` re-exports them). ``Collector``
 dedupes findings, counts global uses, caps what it keeps and freezes it all into a
-:class:`PickleScan`; ``_Budget`` is the opcode allowance a record's pickles share.
+:class:`PickleScan`; ``Budget`` is the opcode allowance a record's pickles share.
 
 What it does not do: read pickle bytes. The machine in :mod:`hermetic._pickle_machine`
 does that and reports here.
@@ -17,13 +17,13 @@ from ._scan_rules import Severity, rate_global
 
 __all__ = [
     "MAX_FINDINGS",
+    "Budget",
+    "Collector",
     "Finding",
     "GlobalRef",
     "PersistentRef",
     "PickleScan",
-    "_Budget",
-    "_Collector",
-    "_Use",
+    "Use",
 ]
 
 #: Distinct findings kept per pickle; the rest are counted in one last finding.
@@ -154,7 +154,7 @@ class PickleScan:
         }
 
 
-class _Budget:
+class Budget:
     """Opcodes left to read, shared by a record's pickle and its nested pickles."""
 
     def __init__(self, limit: int) -> None:
@@ -163,7 +163,7 @@ class _Budget:
 
 
 @dataclass
-class _Use:
+class Use:
     """A global as it is being collected (frozen into a GlobalRef at the end)."""
 
     offset: int
@@ -174,13 +174,13 @@ class _Use:
     count: int = 1
 
 
-class _Collector:
+class Collector:
     """Gathers globals, persistent ids and findings for one record."""
 
-    def __init__(self, record: str, budget: _Budget) -> None:
+    def __init__(self, record: str, budget: Budget) -> None:
         self.record = record
         self.budget = budget
-        self.uses: dict[tuple[str, str, str], _Use] = {}
+        self.uses: dict[tuple[str, str, str], Use] = {}
         self.persistent: list[PersistentRef] = []
         self.findings: dict[tuple[str, str], Finding] = {}
         self.suppressed: list[Severity] = []
@@ -216,7 +216,7 @@ class _Collector:
             known.count += 1
             return key
         severity, reason = rate_global(module, name)
-        self.uses[key] = _Use(offset, opcode, severity, reason)
+        self.uses[key] = Use(offset, opcode, severity, reason)
         if severity > Severity.INFO:
             where = f" ({context})" if context else ""
             self.add(
@@ -228,7 +228,7 @@ class _Collector:
             )
         return key
 
-    def merge(self, other: _Collector, *, keep_malformation: bool) -> None:
+    def merge(self, other: Collector, *, keep_malformation: bool) -> None:
         """Take over what *other* (a nested or trailing pickle) collected."""
         for key, use in other.uses.items():
             mine = self.uses.get(key)

@@ -25,14 +25,14 @@ and the result types and :func:`looks_like_pickle` it re-exports);
 
 from __future__ import annotations
 
-from ._pickle_machine import _Machine
+from ._pickle_machine import Machine
 from ._pickle_results import (
+    Budget,
+    Collector,
     Finding,
     GlobalRef,
     PersistentRef,
     PickleScan,
-    _Budget,
-    _Collector,
 )
 from ._pickle_stack import looks_like_pickle
 from ._scan_rules import Severity
@@ -68,8 +68,8 @@ def scan_pickle(
         >>> [(g.qualified_name, g.called, str(g.severity)) for g in result.globals]
         [('os.system', True, 'critical')]
     """
-    collector = _Collector(record, _Budget(max_opcodes))
-    machine = _Machine(data, 0, collector, context="", depth=0)
+    collector = Collector(record, Budget(max_opcodes))
+    machine = Machine(data, 0, collector, context="", depth=0)
     complete = machine.run()
     protocol = machine.protocol
     start = machine.pos
@@ -81,8 +81,8 @@ def scan_pickle(
             "may hide another pickle (scanned below)",
             start,
         )
-        trailing = _Collector(record, collector.budget)
-        after = _Machine(data, start, trailing, f"after STOP at byte {start}", 0)
+        trailing = Collector(record, collector.budget)
+        after = Machine(data, start, trailing, f"after STOP at byte {start}", 0)
         if not after.run():
             collector.merge(trailing, keep_malformation=False)
             break

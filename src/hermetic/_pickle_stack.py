@@ -1,9 +1,9 @@
 """The syntax half of the pickle machine: bytes to values, with no meaning attached.
 
-``_StackMachine`` reads opcode arguments (refusing lengths past the end of the data),
+``StackMachine`` reads opcode arguments (refusing lengths past the end of the data),
 keeps the stack, its MARKs and the memo, builds constants, and handles framing and
-the protocol header. ``_Value`` is what the stack holds; ``_string_of``,
-``_qualified`` and ``_describe`` read values back for messages.
+the protocol header. ``Value`` is what the stack holds; ``string_of``,
+``qualified_name`` and ``describe`` read values back for messages.
 
 What it does not do: know what loading does with a value (import a global, call it,
 load a persistent id, mutate it). :class:`hermetic._pickle_machine._Machine` adds that
@@ -16,18 +16,18 @@ import _codecs  # escape_decode: how loaders read protocol 0 STRING arguments
 import struct
 import warnings
 
-from ._pickle_results import _Collector
+from ._pickle_results import Collector
 from ._scan_rules import Severity
 
 __all__ = [
-    "_STOP",
-    "_Malformed",
-    "_StackMachine",
-    "_Value",
-    "_describe",
-    "_qualified",
-    "_string_of",
+    "STOP",
+    "Malformed",
+    "StackMachine",
+    "Value",
+    "describe",
     "looks_like_pickle",
+    "qualified_name",
+    "string_of",
 ]
 
 #: Strings longer than this are not decoded (no module name is that long).
@@ -36,7 +36,7 @@ _MAX_DECODED = 1 << 16
 _MAX_DIGITS = 4300
 _HIGHEST_PROTOCOL = 5
 #: Returned by the STOP handler to end the run loop.
-_STOP = object()
+STOP = object()
 
 
 def looks_like_pickle(data: bytes | memoryview) -> bool:
@@ -48,11 +48,11 @@ def looks_like_pickle(data: bytes | memoryview) -> bool:
     return len(data) >= 3 and data[0] == 0x80 and 2 <= data[1] <= _HIGHEST_PROTOCOL
 
 
-class _Malformed(Exception):
+class Malformed(Exception):
     """Stops the machine: the loaders would fail here too."""
 
 
-class _Value:
+class Value:
     """What the stack holds: a kind, its data, and where it was made.
 
     Kinds: ``str`` (data: the text, or None when too long to decode), ``bytes``
@@ -69,17 +69,17 @@ class _Value:
         self.offset = offset
 
 
-class _StackMachine:
+class StackMachine:
     """Reads one pickle's opcode arguments into values on a stack, MARKs and memo."""
 
-    def __init__(self, data: bytes, start: int, collector: _Collector) -> None:
+    def __init__(self, data: bytes, start: int, collector: Collector) -> None:
         self.data = data
         self.view = memoryview(data)
         self.pos = start
         self.collector = collector
-        self.stack: list[_Value] = []
-        self.metastack: list[list[_Value]] = []
-        self.memo: dict[int, _Value] = {}
+        self.stack: list[Value] = []
+        self.metastack: list[list[Value]] = []
+        self.memo: dict[int, Value] = {}
         self.protocol: int | None = None
         self.op_offset = start
         self.op_name = ""
@@ -91,7 +91,7 @@ class _StackMachine:
         """Return the next *size* bytes, refusing lengths past the end of the data."""
         left = len(self.data) - self.pos
         if size > left:
-            raise _Malformed(
+            raise Malformed(
                 f"{self.op_name} needs {size} bytes but only {left} remain "
                 "(truncated, or a length that lies)"
             )
@@ -108,14 +108,14 @@ class _StackMachine:
     def _length(self, size: int, *, signed: bool) -> int:
         value = int.from_bytes(self._take(size), "little", signed=signed)
         if value < 0:
-            raise _Malformed(f"{self.op_name} has a negative length {value}")
+            raise Malformed(f"{self.op_name} has a negative length {value}")
         return value
 
     def _line(self) -> bytes:
         """Return the bytes up to the next newline (which is consumed)."""
         end = self.data.find(b"\n", self.pos)
         if end < 0:
-            raise _Malformed(f"{self.op_name} argument has no newline (truncated)")
+            raise Malformed(f"{self.op_name} argument has no newline (truncated)")
         line = self.data[self.pos : end]
         self.pos = end + 1
         return line
@@ -123,32 +123,32 @@ class _StackMachine:
     def _int_line(self, what: str) -> int:
         text = self._line()
         if len(text) > 20:
-            raise _Malformed(f"{what} index {text[:20]!r}... is too long")
+            raise Malformed(f"{what} index {text[:20]!r}... is too long")
         try:
             value = int(text)
         except ValueError:
-            raise _Malformed(f"{what} index {text!r} is not a number") from None
+            raise Malformed(f"{what} index {text!r} is not a number") from None
         if value < 0:
-            raise _Malformed(f"negative {what} index {value}")
+            raise Malformed(f"negative {what} index {value}")
         return value
 
     # -- the stack ---------------------------------------------------------------------
 
     def _push(self, kind: str, data: object) -> None:
-        self.stack.append(_Value(kind, data, self.op_offset))
+        self.stack.append(Value(kind, data, self.op_offset))
 
     def _from_mark(self, kind: str) -> None:
         self._marked()
         self._push(kind, None)
 
-    def _pop(self) -> _Value:
+    def _pop(self) -> Value:
         if not self.stack:
-            raise _Malformed(f"{self.op_name} pops from an empty stack")
+            raise Malformed(f"{self.op_name} pops from an empty stack")
         return self.stack.pop()
 
-    def _top(self) -> _Value:
+    def _top(self) -> Value:
         if not self.stack:
-            raise _Malformed(f"{self.op_name} needs a value but the stack is empty")
+            raise Malformed(f"{self.op_name} needs a value but the stack is empty")
         return self.stack[-1]
 
     def _mark(self) -> None:
@@ -157,12 +157,12 @@ class _StackMachine:
 
     def _stop(self) -> object:
         self._pop()  # loaders return the top of the stack: there must be one
-        return _STOP
+        return STOP
 
-    def _marked(self) -> list[_Value]:
+    def _marked(self) -> list[Value]:
         """Pop everything above the last MARK, and the MARK."""
         if not self.metastack:
-            raise _Malformed(f"{self.op_name} needs a MARK but there is none")
+            raise Malformed(f"{self.op_name} needs a MARK but there is none")
         items = self.stack
         self.stack = self.metastack.pop()
         return items
@@ -182,7 +182,7 @@ class _StackMachine:
 
     def _tuple_n(self, count: int) -> None:
         if len(self.stack) < count:
-            raise _Malformed(f"{self.op_name} needs {count} values on the stack")
+            raise Malformed(f"{self.op_name} needs {count} values on the stack")
         items = tuple(self.stack[-count:])
         del self.stack[-count:]
         self._push("tuple", items)
@@ -206,11 +206,11 @@ class _StackMachine:
 
     def _parse_int(self, text: bytes) -> int:
         if len(text) > _MAX_DIGITS:
-            raise _Malformed(f"{self.op_name} has {len(text)} digits; loaders refuse")
+            raise Malformed(f"{self.op_name} has {len(text)} digits; loaders refuse")
         try:
             return int(text, 0)
         except ValueError:
-            raise _Malformed(f"{self.op_name} argument is not an integer") from None
+            raise Malformed(f"{self.op_name} argument is not an integer") from None
 
     def _long_binary(self, size: int) -> None:
         raw = self._take(size)
@@ -222,7 +222,7 @@ class _StackMachine:
         try:
             value = float(text) if len(text) <= 64 else None
         except ValueError:
-            raise _Malformed("FLOAT argument is not a number") from None
+            raise Malformed("FLOAT argument is not a number") from None
         self._push("num", value)
 
     def _binfloat(self) -> None:
@@ -234,7 +234,7 @@ class _StackMachine:
         try:
             return bytes(raw).decode(encoding, errors)
         except UnicodeDecodeError:
-            raise _Malformed(f"{self.op_name} text is not valid {encoding}") from None
+            raise Malformed(f"{self.op_name} text is not valid {encoding}") from None
 
     def _unicode(self, size: int) -> None:
         self._push("str", self._text(self._take(size), "utf-8", "surrogatepass"))
@@ -249,7 +249,7 @@ class _StackMachine:
     def _string_text(self) -> None:
         raw = self._line()
         if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
-            raise _Malformed("STRING argument is not quoted")
+            raise Malformed("STRING argument is not quoted")
         if len(raw) > _MAX_DECODED:
             self._push("str", None)
             return
@@ -258,7 +258,7 @@ class _StackMachine:
                 warnings.simplefilter("ignore")  # invalid escapes only warn
                 unescaped = _codecs.escape_decode(raw[1:-1])[0]
         except ValueError:
-            raise _Malformed("STRING argument has a bad escape") from None
+            raise Malformed("STRING argument has a bad escape") from None
         self._push("str", self._text(unescaped, "ascii", "strict"))
 
     # -- the memo ----------------------------------------------------------------------
@@ -279,7 +279,7 @@ class _StackMachine:
     def _memo_get(self, index: int) -> None:
         value = self.memo.get(index)
         if value is None:
-            raise _Malformed(f"{self.op_name} reads memo slot {index}, never stored")
+            raise Malformed(f"{self.op_name} reads memo slot {index}, never stored")
         self.stack.append(value)
 
     # -- framing and protocol ----------------------------------------------------------
@@ -322,7 +322,7 @@ class _StackMachine:
         self._push("buffer", None)
 
 
-def _string_of(value: _Value) -> str | None:
+def string_of(value: Value) -> str | None:
     """Return the text of a str (or ASCII bytes) value, else None."""
     if value.kind == "str" and isinstance(value.data, str):
         return value.data
@@ -336,7 +336,7 @@ def _string_of(value: _Value) -> str | None:
     return None
 
 
-def _qualified(value: _Value) -> str | None:
+def qualified_name(value: Value) -> str | None:
     """Return ``module.name`` of a global value, else None."""
     if value.kind != "global" or not isinstance(value.data, tuple):
         return None
@@ -344,7 +344,7 @@ def _qualified(value: _Value) -> str | None:
     return f"{module}.{name}"
 
 
-def _describe(value: _Value, depth: int = 0) -> str:
+def describe(value: Value, depth: int = 0) -> str:
     """Return a short, bounded description of *value* for messages."""
     kind, data = value.kind, value.data
     if kind == "str":
@@ -358,16 +358,16 @@ def _describe(value: _Value, depth: int = 0) -> str:
     if kind == "none":
         return "None"
     if kind == "global":
-        name = _qualified(value)
+        name = qualified_name(value)
         return name[:120] if name else "<global>"
     if depth >= 2:
         return f"<{kind}>"
     if kind == "call" and isinstance(data, tuple):
         func, args = data[0], data[1]
-        inner = _describe(args, depth + 1)
-        return f"{_describe(func, depth + 1)}{inner if inner.startswith('(') else ''}"
+        inner = describe(args, depth + 1)
+        return f"{describe(func, depth + 1)}{inner if inner.startswith('(') else ''}"
     if kind == "tuple" and isinstance(data, tuple):
-        shown = ", ".join(_describe(item, depth + 1) for item in data[:3])
+        shown = ", ".join(describe(item, depth + 1) for item in data[:3])
         more = ", ..." if len(data) > 3 else ""
         return f"({shown}{more})"
     return f"<{kind}>"

@@ -1,7 +1,7 @@
 """What a record of a package is, told from its name or its first bytes.
 
-:func:`_kind` sorts records by name (metadata, source, storage, pickle, resource),
-``_COMPRESSED`` lists the magic numbers of compressed formats, and :func:`_decompress`
+:func:`record_kind` sorts records by name (metadata, source, storage, pickle, resource),
+``COMPRESSED`` lists the magic numbers of compressed formats, and :func:`decompress`
 inflates at most a given number of bytes. :mod:`hermetic.scanner` uses them to decide
 what to read and how.
 
@@ -25,7 +25,7 @@ from ._format import (
     VERSION_RECORD,
 )
 
-__all__ = ["_COMPRESSED", "_decompress", "_kind"]
+__all__ = ["COMPRESSED", "decompress", "record_kind"]
 
 _METADATA = frozenset(
     {
@@ -38,7 +38,7 @@ _METADATA = frozenset(
     }
 )
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".p", ".pk", ".ckpt", ".dill")
-_COMPRESSED = (
+COMPRESSED = (
     (b"\x1f\x8b", "gzip"),
     (b"\x78\x01", "zlib"),
     (b"\x78\x5e", "zlib"),
@@ -52,10 +52,11 @@ _COMPRESSED = (
 )
 
 
-def _kind(name: str) -> str:
+def record_kind(name: str) -> str:
     """Say what a record is by its name alone.
 
-    >>> [_kind(n) for n in ("a/b.py", ".data/0.storage", "m/x.pkl", ".data/version")]
+    >>> names = ("a/b.py", ".data/0.storage", "m/x.pkl", ".data/version")
+    >>> [record_kind(n) for n in names]
     ['source', 'storage', 'pickle', 'metadata']
     """
     if name in _METADATA:
@@ -69,7 +70,7 @@ def _kind(name: str) -> str:
     return "resource"
 
 
-def _decompress(raw: bytes, method: str, limit: int) -> bytes | None:
+def decompress(raw: bytes, method: str, limit: int) -> bytes | None:
     """Return at most *limit* decompressed bytes of *raw*, or None if it fails."""
     try:
         if method in ("gzip", "zlib"):

@@ -46,7 +46,7 @@ from ._pickle_scan import (
     looks_like_pickle,
     scan_pickle,
 )
-from ._record_kinds import _COMPRESSED, _decompress, _kind
+from ._record_kinds import COMPRESSED, decompress, record_kind
 from ._scan_report import ModuleInfo, RecordInfo, Report, StorageInfo
 from ._scan_rules import STORAGE_TYPES, Severity, rate_global, rate_module
 from .errors import HermeticError
@@ -279,9 +279,9 @@ class _Scan:
         info = self.reader.record_info(name)
         size = self.reader.record_size(name)
         if info is None:
-            return RecordInfo(name, size, None, "file", _kind(name))
+            return RecordInfo(name, size, None, "file", record_kind(name))
         method = {0: "stored", 8: "deflated"}.get(info.compress_type, "other")
-        record = RecordInfo(name, size, info.compress_size, method, _kind(name))
+        record = RecordInfo(name, size, info.compress_size, method, record_kind(name))
         ratio = size / max(info.compress_size, 1)
         if method == "deflated" and size >= _BOMB_MIN_SIZE and ratio > _BOMB_RATIO:
             self._add(
@@ -428,7 +428,7 @@ class _Scan:
         except HermeticError as exc:
             self._add(Severity.HIGH, "unreadable", str(exc), record.name)
             return
-        method = next((m for magic, m in _COMPRESSED if head.startswith(magic)), None)
+        method = next((m for magic, m in COMPRESSED if head.startswith(magic)), None)
         if looks_like_pickle(head):
             data = self._read(record.name, self.max_size, "pickle", Severity.HIGH)
             if data is not None:
@@ -456,7 +456,7 @@ class _Scan:
         data = None
         if method in ("gzip", "zlib", "bzip2", "xz"):
             raw = self._read(record.name, self.max_size, "record")
-            data = None if raw is None else _decompress(raw, method, self.max_size)
+            data = None if raw is None else decompress(raw, method, self.max_size)
         if data is not None and looks_like_pickle(data):
             self._hidden(
                 self._scan_pickle(data, record.name), record.name, f" ({method})"
@@ -480,7 +480,9 @@ class _Scan:
                     by_key[ref.key].append(ref)
         storages = [self._storage(key, refs) for key, refs in by_key.items()]
         referenced = {s.record for s in storages}
-        unused = [n for n in names if _kind(n) == "storage" and n not in referenced]
+        unused = [
+            n for n in names if record_kind(n) == "storage" and n not in referenced
+        ]
         if unused:
             self._add(
                 Severity.INFO,
