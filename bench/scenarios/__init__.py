@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from _harness import Samples
+    from _harness import Samples, Variant
     from _report import Row
 
 __all__ = ["SCALES", "SCENARIOS", "Config", "Outcome", "Scale"]
@@ -68,6 +68,21 @@ class Config:
     cold: bool
     workdir: Path
     log: Callable[[str], None]
+
+    def measure(
+        self, module: str, variants: list[Variant], *, warmup: int | None = None
+    ) -> dict[str, Samples]:
+        """Run *module*'s *variants* as often as this run asks (_harness.measure)."""
+        from _harness import measure
+
+        return measure(
+            module,
+            variants,
+            repeats=self.repeats,
+            context_repeats=self.context_repeats,
+            warmup=self.warmup if warmup is None else warmup,
+            log=self.log,
+        )
 
 
 @dataclass

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import Samples, Variant, has_module, measure, private_bytes, run_once
+from _harness import Samples, Variant, has_module, private_bytes, run_once
 from _report import Row
 
 from . import Config, Outcome
@@ -167,14 +167,7 @@ def _measure(config: Config, folder: Path) -> dict[str, Samples]:
         )
         for key, file in FILES.items()
     ]
-    return measure(
-        MODULE,
-        variants,
-        repeats=config.repeats,
-        context_repeats=config.context_repeats,
-        warmup=config.warmup,
-        log=config.log,
-    )
+    return config.measure(MODULE, variants)
 
 
 def _rows(label: str, s: dict[str, Samples]) -> list[Row]:

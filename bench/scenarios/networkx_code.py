@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from _harness import Samples, Variant, has_module, measure, run_once, stopwatch
+from _harness import Samples, Variant, has_module, run_once, stopwatch
 from _report import Row, Target
 
 from . import Config, Outcome
@@ -194,14 +194,7 @@ def run(config: Config) -> Outcome:
         ),
     ]
     config.log("d. exporting and importing")
-    samples = measure(
-        MODULE,
-        variants,
-        repeats=config.repeats,
-        context_repeats=config.context_repeats,
-        warmup=config.warmup,
-        log=config.log,
-    )
+    samples = config.measure(MODULE, variants)
     return Outcome(
         rows=_rows(samples),
         samples=samples,

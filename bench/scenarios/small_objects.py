@@ -15,7 +15,7 @@ import pickle
 import warnings
 from typing import Any
 
-from _harness import Samples, Variant, has_module, measure, run_once, stopwatch
+from _harness import Samples, Variant, has_module, run_once, stopwatch
 from _report import Row, Target
 
 from . import Config, Outcome
@@ -165,14 +165,7 @@ def run(config: Config) -> Outcome:
             )
         )
     config.log("c. pickling and unpickling")
-    samples = measure(
-        MODULE,
-        variants,
-        repeats=config.repeats,
-        context_repeats=config.context_repeats,
-        warmup=config.warmup,
-        log=config.log,
-    )
+    samples = config.measure(MODULE, variants)
     return Outcome(
         rows=_rows(config, samples), samples=samples, notes=[_note(scale.objects)]
     )

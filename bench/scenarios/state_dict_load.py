@@ -24,7 +24,6 @@ from _harness import (
     anonymous_bytes,
     drop_page_cache,
     has_module,
-    measure,
     private_bytes,
     resident_fraction,
     run_once,
@@ -268,14 +267,7 @@ def _measure(
         )
         for key, (file, needs) in loaders.items()
     ]
-    return measure(
-        MODULE,
-        variants,
-        repeats=config.repeats,
-        context_repeats=config.context_repeats,
-        warmup=0 if cold else config.warmup,
-        log=config.log,
-    )
+    return config.measure(MODULE, variants, warmup=0 if cold else None)
 
 
 def _warm_rows(label: str, s: dict[str, Samples]) -> list[Row]:

@@ -19,7 +19,6 @@ from _harness import (
     Samples,
     Variant,
     has_module,
-    measure,
     peak_rss_bytes,
     reset_peak_rss,
     rss_bytes,
@@ -116,14 +115,7 @@ def run(config: Config) -> Outcome:
             context=True,
         )
     )
-    samples = measure(
-        MODULE,
-        variants,
-        repeats=config.repeats,
-        context_repeats=config.context_repeats,
-        warmup=config.warmup,
-        log=config.log,
-    )
+    samples = config.measure(MODULE, variants)
     return Outcome(rows=_rows(scale.state_dict_label, samples), samples=_keyed(samples))
 
 
