@@ -147,11 +147,12 @@ class Checksums:
         self._crc_worker = self._sha_worker = None
         if crc_worker is not None:
             crc_worker.join()
-        if self._batch is not None and sha_worker is not None and self._sha:
-            self._batch.store(sha_worker, name, self._sha)
+        if self._sha is None:
             return self.crc
-        if sha_worker is not None:
-            sha_worker.join()
-        if self._sha is not None:
+        if self._batch is not None and sha_worker is not None:
+            self._batch.store(sha_worker, name, self._sha)
+        else:
+            if sha_worker is not None:
+                sha_worker.join()
             digests[name] = self._sha.hexdigest()
         return self.crc
