@@ -75,14 +75,25 @@ def _rebuild_error(
     return error
 
 
+def _located(message: str, archive: str, record: str | None) -> str:
+    """Prefix *message* with the archive and record it is about, when known.
+
+    >>> _located("bad", "m.pt", "a/b.pkl")
+    "m.pt: record 'a/b.pkl': bad"
+    >>> _located("bad", "", None)
+    'bad'
+    """
+    where = archive
+    if record is not None:
+        where = f"{archive}: record {record!r}" if archive else f"record {record!r}"
+    return f"{where}: {message}" if where else message
+
+
 class ArchiveError(HermeticError):
     """The archive cannot be read or written; names *archive* and maybe *record*."""
 
     def __init__(self, message: str, *, archive: str = "", record: str | None = None):
-        where = archive
-        if record is not None:
-            where = f"{archive}: record {record!r}" if archive else f"record {record!r}"
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(_located(message, archive, record))
         self.archive = archive
         self.record = record
 
@@ -210,10 +221,7 @@ class UnsafeContentError(HermeticError):
         opcode: str | None = None,
         offset: int | None = None,
     ):
-        where = archive
-        if record is not None:
-            where = f"{archive}: record {record!r}" if archive else f"record {record!r}"
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(_located(message, archive, record))
         self.archive = archive
         self.record = record
         self.global_name = global_name
