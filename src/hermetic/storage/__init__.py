@@ -26,6 +26,7 @@ __all__ = [
     "SavingBackend",
     "StorageSink",
     "archive_mmap",
+    "check_storage_size",
     "load_storage",
     "saving_backends",
 ]
@@ -110,6 +111,27 @@ def load_storage(
     return _torch.load_storage(
         importer, storage_type, key, location, numel, map_location
     )
+
+
+def check_storage_size(
+    importer: PackageImporter, record: str, numel: object, itemsize: int, kind: object
+) -> int:
+    """Return *record*'s size, refusing one that is not *numel* items of *kind*.
+
+    Raises:
+        ArchiveFormatError: naming the record, its size and what the pickle expects.
+    """
+    from ..errors import ArchiveFormatError
+
+    size = importer.zip_reader.record_size(record)
+    if not isinstance(numel, int) or numel < 0 or numel * itemsize != size:
+        raise ArchiveFormatError(
+            f"storage record holds {size} bytes, but its pickle expects {numel!r} "
+            f"elements of {kind} ({itemsize} bytes each)",
+            archive=importer.filename,
+            record=record,
+        )
+    return size
 
 
 def archive_mmap(importer: PackageImporter) -> mmap.mmap:

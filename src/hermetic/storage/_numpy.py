@@ -36,7 +36,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._format import storage_record
-from ..errors import ArchiveFormatError
 
 if TYPE_CHECKING:
     from .._importer import PackageImporter
@@ -192,14 +191,9 @@ def load_storage(
 
     record = storage_record(key)
     dtype = np.dtype(storage_type)
-    size = importer.zip_reader.record_size(record)
-    if not isinstance(numel, int) or numel < 0 or numel * dtype.itemsize != size:
-        raise ArchiveFormatError(
-            f"storage record holds {size} bytes, but its pickle expects {numel!r} "
-            f"elements of {dtype.name} ({dtype.itemsize} bytes each)",
-            archive=importer.filename,
-            record=record,
-        )
+    from . import check_storage_size
+
+    size = check_storage_size(importer, record, numel, dtype.itemsize, dtype.name)
     data = _record_bytes(importer, np, record, size)
     return data if dtype == np.uint8 else data.view(dtype)
 

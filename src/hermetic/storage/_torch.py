@@ -24,8 +24,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._format import storage_record
-from ..errors import ArchiveFormatError, PickleLoadError
-from . import archive_mmap
+from ..errors import PickleLoadError
+from . import archive_mmap, check_storage_size
 
 if TYPE_CHECKING:
     from .._importer import PackageImporter
@@ -118,14 +118,7 @@ def load_storage(
     torch = import_torch()
     record = storage_record(key)
     dtype = _storage_dtype(importer, torch, storage_type, record)
-    size = importer.zip_reader.record_size(record)
-    if not isinstance(numel, int) or numel < 0 or numel * dtype.itemsize != size:
-        raise ArchiveFormatError(
-            f"storage record holds {size} bytes, but its pickle expects {numel!r} "
-            f"elements of {dtype} ({dtype.itemsize} bytes each)",
-            archive=importer.filename,
-            record=record,
-        )
+    check_storage_size(importer, record, numel, dtype.itemsize, dtype)
     untyped = cached_storage(importer, record)
     placed = _restore_location(importer, record, untyped, location, map_location)
     return torch.storage.TypedStorage(wrap_storage=placed, dtype=dtype, _internal=True)
